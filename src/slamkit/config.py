@@ -1,0 +1,343 @@
+"""Typed configuration: dataclass schema, YAML loading, ``a.b=c`` overrides, dumping.
+
+One :class:`Config` describes a whole run (model, data, train, decode). It is read from YAML,
+then patched with command-line overrides (``train.max_steps=100``; SLAM-LLM's ``++key=value``
+form is accepted too). An unknown key fails with its dotted name and the closest valid keys; a
+value of the wrong type fails with the key and the expected type. ``dump_config`` writes the
+resolved config, which is enough to rebuild the model.
+
+Every field carries a ``help`` string in its metadata: ``slamkit config`` and the README's
+config reference are generated from it, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key."""
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with a help string (and a safe default for lists)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+Trainability = Literal["frozen", "lora", "full"]
+
+
+@dataclass
+class EncoderConfig:
+    """The audio encoder (registry: ``slamkit.models.encoders.ENCODERS``)."""
+
+    name: str = _f("whisper", "Registered encoder: whisper | hf_ssl.")
+    path: str | None = _f(None, "Local Hugging Face directory with pretrained weights; null builds random weights from `preset`.")
+    preset: str = _f("tiny", "Size preset for random weights when `path` is null (see `slamkit list presets`).")
+    model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`).")
+    trainable: Trainability = _f("frozen", "frozen | lora | full.")
+    pad_to_30s: bool = _f(False, "whisper only: pad every clip to 30 s as original Whisper does (false runs on the real length).")
+    layer: int | None = _f(None, "Use this hidden layer's output (negative counts from the top); null uses the last layer.")
+    init_seed: int = _f(0, "Seed for random weights, so a run directory rebuilds the same random encoder.")
+
+
+@dataclass
+class ProjectorConfig:
+    """The projector from encoder frames to LLM embeddings (registry: ``PROJECTORS``)."""
+
+    name: str = _f("linear", "Registered projector: linear | conv1d | qformer | mlp.")
+    k: int = _f(5, "Downsampling: frames concatenated (linear, mlp) or conv stride (conv1d).")
+    hidden: int = _f(2048, "Hidden size of the projector MLP.")
+    num_queries: int = _f(64, "qformer: learnable queries (per window when `window` is set).")
+    num_layers: int = _f(2, "qformer: cross-attention layers.")
+    num_heads: int = _f(8, "qformer: attention heads.")
+    window: int | None = _f(None, "qformer: frames per window for the windowed, time-ordered variant; null attends to all frames.")
+    dropout: float = _f(0.0, "Dropout inside the projector.")
+    trainable: Trainability = _f("full", "frozen | lora | full.")
+    init_seed: int = _f(0, "Seed for the projector's initial weights.")
+
+
+@dataclass
+class LoraConfig:
+    """LoRA settings, applied through peft to every part whose trainability is `lora`."""
+
+    r: int = _f(8, "LoRA rank.")
+    alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
+    dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    target_modules: list[str] = _f(["q_proj", "v_proj"], "Module names LoRA wraps in the LLM.")
+    encoder_target_modules: list[str] = _f(["q_proj", "v_proj"], "Module names LoRA wraps in the encoder.")
+
+
+@dataclass
+class LLMConfig:
+    """The causal LLM and how prompts are built."""
+
+    path: str | None = _f(None, "Local Hugging Face directory or a hub id (a hub id downloads); null builds `preset`.")
+    preset: str = _f("tiny", "Random-weight preset when `path` is null (tiny: 2-layer Llama + byte tokenizer).")
+    trainable: Trainability = _f("lora", "frozen | lora | full.")
+    dtype: str = _f("float32", "Weights dtype when loading: float32 | bfloat16 | float16.")
+    use_chat_template: bool = _f(True, "Build the prompt with the tokenizer's chat template when it has one.")
+    system_prompt: str | None = _f("", "System message for chat templates; null lets the template insert its default.")
+    plain_template: str = _f("USER: {content}\nASSISTANT: ", "Template when no chat template is used; {content} is audio + prompt.")
+    audio_position: Literal["before", "after"] = _f("before", "Audio before or after the prompt text.")
+    audio_token: str = _f("<|audio|>", "Placeholder token added to the tokenizer for audio positions.")
+    init_seed: int = _f(0, "Seed for random weights of a preset LLM.")
+
+
+@dataclass
+class ModelConfig:
+    """Encoder -> projector -> LLM."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class DataConfig:
+    """Manifests and batching."""
+
+    train: str | None = _f(None, "Training manifest (JSONL).")
+    valid: str | None = _f(None, "Validation manifest (JSONL); null skips validation.")
+    prompt: str = _f("Transcribe the speech.", "Prompt used when a record has no `prompt`.")
+    batch_size: int = _f(8, "Maximum utterances per batch.")
+    batch_seconds: float | None = _f(None, "Audio-seconds budget per batch (duration bucketing); null uses `batch_size` only.")
+    bucket: bool = _f(True, "Group clips of similar duration into batches (less padding).")
+    max_seconds: float = _f(30.0, "Longer clips are skipped (and counted) in training.")
+    min_seconds: float = _f(0.05, "Shorter clips are skipped (and counted) in training.")
+    num_workers: int = _f(0, "DataLoader worker processes for audio loading.")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    output_dir: str = _f("runs/default", "Run directory: config.yaml, metrics.jsonl, checkpoints/, tensorboard/.")
+    max_steps: int = _f(1000, "Optimizer steps to train.")
+    lr: float = _f(1e-4, "Peak learning rate (AdamW).")
+    projector_lr: float | None = _f(None, "Learning rate for the projector; null uses `lr`.")
+    lora_lr: float | None = _f(None, "Learning rate for LoRA weights; null uses `lr`.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    betas: list[float] = _f([0.9, 0.999], "AdamW betas.")
+    warmup_steps: int = _f(100, "Linear warmup steps.")
+    schedule: Literal["cosine", "linear", "constant"] = _f("cosine", "Decay after warmup.")
+    min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak.")
+    grad_accum: int = _f(1, "Micro-batches per optimizer step (loss normalised by target tokens of the window).")
+    clip_grad: float = _f(1.0, "Gradient-norm clipping; 0 disables.")
+    precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "Autocast precision (fp16 uses a loss scaler).")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps.")
+    seed: int = _f(42, "Seed for shuffling, dropout and everything random in training.")
+    log_every: int = _f(10, "Steps between metric log lines.")
+    valid_every: int = _f(200, "Steps between validations; 0 validates only at the end.")
+    save_every: int = _f(200, "Steps between checkpoints (a final one is always written).")
+    keep_last: int = _f(2, "Checkpoints kept besides the best.")
+    resume: bool = _f(False, "Continue from the latest checkpoint in `output_dir`.")
+    tensorboard: bool = _f(True, "Also log metrics to TensorBoard.")
+
+
+@dataclass
+class DecodeConfig:
+    """Generation settings."""
+
+    batch_size: int = _f(8, "Utterances per decoding batch.")
+    beam_size: int = _f(1, "1 is greedy; >1 is beam search.")
+    max_new_tokens: int = _f(128, "Maximum generated tokens per utterance.")
+    repetition_penalty: float = _f(1.0, "Penalty >1 discourages repeated tokens.")
+    no_repeat_ngram_size: int = _f(0, "Forbid repeating n-grams of this size; 0 disables.")
+    length_penalty: float = _f(1.0, "Beam search length penalty.")
+    checkpoint: str = _f("best", "Which checkpoint to decode with: best | latest | a checkpoint directory.")
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checking of values
+# ---------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints are accepted for floats)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+    elif origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of a config dataclass."""
+    keys = []
+    for name, tp in _hints(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys.extend(_all_keys(tp, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _unknown_key(key: str, cls: type) -> ConfigError:
+    valid = _all_keys(Config)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    if not close:
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:3]
+    hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass ``cls`` from a nested dict, checking keys and types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix.rstrip('.') or '<root>'}' expects a mapping, got {data!r}")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in hints:
+            raise _unknown_key(key, cls)
+        tp = hints[name]
+        kwargs[name] = _build(tp, value, f"{key}.") if dataclasses.is_dataclass(tp) else _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides, dumping
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``a.b=value`` (or ``++a.b=value`` / ``+a.b=value``) into key and YAML-parsed value."""
+    body = text.lstrip("+")
+    if "=" not in body:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = body.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{key}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from defaults), apply overrides, check keys and types."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    try:
+        return _build(Config, tree, "")
+    except ConfigError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A plain nested dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (keys in schema order)."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def config_reference() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, help) for every leaf key, for docs and ``slamkit config --help``."""
+    rows = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((f"{prefix}{f.name}", _type_name(tp), yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...").removesuffix("..."), f.metadata.get("help", "")))
+
+    walk(Config, "")
+    return rows

@@ -1,0 +1,1 @@
+"""slamkit.data package."""

@@ -1,0 +1,1 @@
+"""slamkit.train package."""
