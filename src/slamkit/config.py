@@ -57,7 +57,7 @@ class ProjectorConfig:
 
     name: str = _f("linear", "Registered projector: linear | conv1d | qformer | mlp.")
     k: int = _f(5, "Downsampling: frames concatenated (linear, mlp) or conv stride (conv1d).")
-    hidden: int = _f(2048, "Hidden size of the projector MLP.")
+    hidden: int = _f(2048, "Hidden size of the projector MLP (qformer: width of the queries, e.g. 768).")
     num_queries: int = _f(64, "qformer: learnable queries (per window when `window` is set).")
     num_layers: int = _f(2, "qformer: cross-attention layers.")
     num_heads: int = _f(8, "qformer: attention heads.")

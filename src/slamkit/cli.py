@@ -1,0 +1,168 @@
+"""The ``slamkit`` command: train, decode, score, normalize, config, list.
+
+Each subcommand is a small function that parses its arguments and calls library code; nothing
+here does work of its own. Heavy imports happen inside the subcommands so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Callable
+
+EPILOG_OVERRIDES = (
+    "Overrides are key=value pairs on the config, e.g. train.max_steps=500 model.projector.k=4 "
+    "(SLAM-LLM's ++key=value works too). `slamkit config` lists every key."
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from slamkit.config import load_config
+    from slamkit.train.loop import train
+
+    cfg = load_config(args.config, args.overrides)
+    start = time.perf_counter()
+    result = train(cfg)
+    print(json.dumps({"run_dir": str(result.run_dir), "step": result.step, "loss": result.last_loss,
+                      "valid_loss": result.valid_loss, "skipped": result.skipped,
+                      "seconds": round(time.perf_counter() - start, 2)}))
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from slamkit.infer.decode import decode
+
+    start = time.perf_counter()
+    n = decode(args.run_dir, args.manifest, args.out, args.overrides)
+    print(json.dumps({"out": args.out, "utterances": n, "seconds": round(time.perf_counter() - start, 2)}))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from slamkit.eval.metrics import score_file
+
+    print(json.dumps(score_file(args.hyps, metric=args.metric, normalizer=args.normalizer)))
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    from slamkit.eval.metrics import normalize_lines
+
+    for line in normalize_lines((raw.rstrip("\n") for raw in sys.stdin), args.normalizer):
+        print(line)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from slamkit.config import config_reference, config_to_dict, load_config
+
+    if args.config and "=" in args.config:
+        args.overrides, args.config = [args.config, *args.overrides], None
+    if args.config or args.overrides:
+        import yaml
+
+        print(yaml.safe_dump(config_to_dict(load_config(args.config, args.overrides)), sort_keys=False), end="")
+        return 0
+    for key, tp, default, help_text in config_reference():
+        print(f"{key:34s} {tp:28s} default {default:14s} {help_text}")
+    return 0
+
+
+def cmd_prepare_tones(args: argparse.Namespace) -> int:
+    from slamkit.data.synthetic import make_tone_corpus
+
+    out = {}
+    for offset, (split, n) in enumerate((("train", args.train), ("valid", args.valid), ("test", args.test))):
+        if n > 0:
+            out[split] = str(make_tone_corpus(args.out, n, seed=args.seed + 1000 * offset, name=split))
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from slamkit.models.encoders import ENCODERS
+    from slamkit.models.llm import LLM_PRESETS
+    from slamkit.models.projectors import PROJECTORS
+
+    tables = {"encoders": ENCODERS.names(), "projectors": PROJECTORS.names(), "llm-presets": LLM_PRESETS.names()}
+    for name in [args.what] if args.what != "all" else tables:
+        print(f"{name}: {', '.join(tables[name])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (also used to document them)."""
+    parser = argparse.ArgumentParser(prog="slamkit", description="Train, decode and score speech LLMs (audio encoder -> projector -> LLM).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a YAML config", epilog=EPILOG_OVERRIDES)
+    p.add_argument("config", help="YAML config, e.g. recipes/tiny_asr.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("decode", help="transcribe a manifest with a trained run", epilog=EPILOG_OVERRIDES)
+    p.add_argument("run_dir", help="a training run directory (holds config.yaml and checkpoints/)")
+    p.add_argument("--manifest", required=True, help="JSONL manifest to decode")
+    p.add_argument("--out", required=True, help="output JSONL of {key, hyp, ref} lines")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. decode.beam_size=4 decode.batch_size=16")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("score", help="score a hypothesis JSONL ({key, hyp, ref} lines); prints one JSON object")
+    p.add_argument("hyps", help="JSONL written by `slamkit decode`")
+    p.add_argument("--metric", default="wer", help="wer (default) or cer")
+    p.add_argument("--normalizer", default="whisper", help="whisper (default, Whisper's English rules), basic or none")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("normalize", help="normalise text lines from stdin (as `score` does before comparing)")
+    p.add_argument("--normalizer", default="whisper", help="whisper (default), basic or none")
+    p.set_defaults(func=cmd_normalize)
+
+    p = sub.add_parser("config", help="list every config key, or print a resolved config", epilog=EPILOG_OVERRIDES)
+    p.add_argument("config", nargs="?", help="YAML config to resolve (omit to list all keys with defaults)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("prepare", help="write data sets and their manifests")
+    prep = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    t = prep.add_parser("tones", help="synthetic tone-speech corpus (no TTS or download needed), for the tiny recipe")
+    t.add_argument("--out", required=True, help="output folder: {train,valid,test}.jsonl and WAV folders")
+    t.add_argument("--train", type=int, default=400, help="training clips (default 400)")
+    t.add_argument("--valid", type=int, default=40, help="validation clips (default 40)")
+    t.add_argument("--test", type=int, default=40, help="test clips (default 40)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.set_defaults(func=cmd_prepare_tones)
+
+    p = sub.add_parser("list", help="list registered encoders, projectors and LLM presets")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "encoders", "projectors", "llm-presets"])
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``slamkit`` console script."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        # User-caused errors (config, manifest, audio, run directory): one clear line, no traceback.
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"slamkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Collator: pad audio, expand the audio placeholder to N_i tokens, build labels.
+
+Layout of one row (training, right padding)::
+
+    [prompt-before-audio] [AUDIO × N_i] [prompt-after-audio] [target] [eos] [pad …]
+    labels: -100 everywhere except target and eos
+
+For generation (left padding, no target)::
+
+    [pad …] [prompt-before-audio] [AUDIO × N_i] [prompt-after-audio]
+
+N_i is asked from the model (``token_count(num_samples)``): the data layer never hard-codes
+encoder or projector downsampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    """One loaded sample, model-agnostic apart from token ids."""
+
+    key: str
+    audio: np.ndarray  # [t] float32 at the encoder's rate
+    prompt_ids: list[int]  # contains the audio placeholder exactly once
+    target_ids: list[int]  # target tokens + eos (empty when decoding without references)
+    target: str  # reference text
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """A padded batch. Shapes: b = batch, t = audio samples, s = tokens."""
+
+    keys: list[str]
+    audio: Tensor  # [b, t] float32, zero-padded
+    audio_lengths: Tensor  # [b] long, valid samples
+    input_ids: Tensor  # [b, s] long
+    attention_mask: Tensor  # [b, s] long, 1 on real tokens
+    labels: Tensor  # [b, s] long, IGNORE_INDEX off-target
+    targets: list[str]
+    skipped: int = 0  # samples dropped from this batch because their audio failed to load
+    extras: list[dict] = field(default_factory=list)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        """Move the tensors to ``device`` (returns self)."""
+        for name in ("audio", "audio_lengths", "input_ids", "attention_mask", "labels"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    @property
+    def num_target_tokens(self) -> int:
+        """Number of label positions that count in the loss (before the causal shift)."""
+        return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
+
+
+class Collator:
+    """Builds :class:`Batch` objects from :class:`Example` lists (``None`` = failed sample)."""
+
+    def __init__(
+        self,
+        audio_token_id: int,
+        pad_token_id: int,
+        token_count: Callable[[int], int],
+        padding_side: Literal["right", "left"] = "right",
+        with_targets: bool = True,
+    ) -> None:
+        self.audio_token_id = audio_token_id
+        self.pad_token_id = pad_token_id
+        self.token_count = token_count
+        self.padding_side = padding_side
+        self.with_targets = with_targets
+
+    def _row(self, ex: Example) -> tuple[list[int], list[int]]:
+        """Token ids and labels of one example, audio placeholder expanded."""
+        pos = ex.prompt_ids.index(self.audio_token_id)
+        n_audio = self.token_count(len(ex.audio))
+        prompt = ex.prompt_ids[:pos] + [self.audio_token_id] * n_audio + ex.prompt_ids[pos + 1 :]
+        target = ex.target_ids if self.with_targets else []
+        return prompt + target, [IGNORE_INDEX] * len(prompt) + list(target)
+
+    def __call__(self, items: list[Example | None]) -> Batch:
+        examples = [ex for ex in items if ex is not None]
+        skipped = len(items) - len(examples)
+        if not examples:
+            return Batch([], torch.zeros(0, 0), torch.zeros(0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long),
+                         torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long), [], skipped)
+        rows = [self._row(ex) for ex in examples]
+        width = max(len(ids) for ids, _ in rows)
+        b = len(examples)
+        input_ids = torch.full((b, width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((b, width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((b, width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(rows):
+            span = slice(width - len(ids), width) if self.padding_side == "left" else slice(0, len(ids))
+            input_ids[i, span] = torch.tensor(ids)
+            labels[i, span] = torch.tensor(lab)
+            mask[i, span] = 1
+        audio_lengths = torch.tensor([len(ex.audio) for ex in examples], dtype=torch.long)
+        audio = torch.zeros((b, int(audio_lengths.max())), dtype=torch.float32)
+        for i, ex in enumerate(examples):
+            audio[i, : len(ex.audio)] = torch.from_numpy(np.asarray(ex.audio, dtype=np.float32))
+        return Batch(
+            keys=[ex.key for ex in examples], audio=audio, audio_lengths=audio_lengths, input_ids=input_ids,
+            attention_mask=mask, labels=labels, targets=[ex.target for ex in examples], skipped=skipped,
+            extras=[ex.extra for ex in examples],
+        )

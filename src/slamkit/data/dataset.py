@@ -1,0 +1,104 @@
+"""Dataset: manifest record -> waveform + prompt/target token ids.
+
+It knows nothing of the encoder or the LLM beyond two callables that turn text into ids. A
+sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
+the collator drops it and the loop counts it) and raises :class:`AudioError` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from slamkit.data.audio import AudioError, audio_duration, load_audio
+from slamkit.data.collate import Example
+from slamkit.data.manifest import Record
+
+log = logging.getLogger(__name__)
+
+
+class SpeechDataset(Dataset):
+    """Loads audio for manifest records and tokenises their prompt and target."""
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        sample_rate: int,
+        prompt_ids: Callable[[str], list[int]],
+        target_ids: Callable[[str], list[int]] | None,
+        default_prompt: str,
+        skip_errors: bool = True,
+    ) -> None:
+        self.records = list(records)
+        self.sample_rate = sample_rate
+        self.prompt_ids = prompt_ids
+        self.target_ids = target_ids
+        self.default_prompt = default_prompt
+        self.skip_errors = skip_errors
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _prompt(self, text: str) -> list[int]:
+        if text not in self._prompt_cache:
+            self._prompt_cache[text] = self.prompt_ids(text)
+        return self._prompt_cache[text]
+
+    def __getitem__(self, index: int) -> Example | None:
+        rec = self.records[index]
+        try:
+            audio = load_audio(rec.source, self.sample_rate, rec.offset, rec.duration)
+        except AudioError as exc:
+            if not self.skip_errors:
+                raise
+            log.warning("skipping %s (%s:%d): %s", rec.key, rec.manifest, rec.line, exc)
+            return None
+        target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
+        return Example(
+            key=rec.key, audio=audio, prompt_ids=self._prompt(rec.prompt or self.default_prompt),
+            target_ids=target_ids, target=rec.target, extra=rec.extra,
+        )
+
+
+def record_durations(records: Sequence[Record]) -> list[float | None]:
+    """Duration of each record in seconds (from the manifest, else the file header).
+
+    ``None`` marks a record whose audio header cannot be read; the caller skips and counts it.
+    """
+    durations: list[float | None] = []
+    for rec in records:
+        if rec.duration is not None:
+            durations.append(float(rec.duration))
+            continue
+        try:
+            durations.append(audio_duration(rec.source, rec.offset, rec.duration))
+        except AudioError as exc:
+            log.warning("skipping %s (%s:%d): %s", rec.key, rec.manifest, rec.line, exc)
+            durations.append(None)
+    return durations
+
+
+def filter_by_duration(
+    records: Sequence[Record], durations: Sequence[float | None], min_seconds: float, max_seconds: float
+) -> tuple[list[Record], list[float], int]:
+    """Keep records whose duration is known and within [min_seconds, max_seconds].
+
+    Returns (kept records, their durations, number skipped).
+    """
+    kept, kept_d = [], []
+    for rec, d in zip(records, durations):
+        if d is not None and min_seconds <= d <= max_seconds:
+            kept.append(rec)
+            kept_d.append(d)
+        elif d is not None:
+            log.info("skipping %s (%s:%d): %.2f s is outside [%g, %g] s", rec.key, rec.manifest, rec.line, d, min_seconds, max_seconds)
+    return kept, kept_d, len(records) - len(kept)
+
+
+def worker_init(worker_id: int) -> None:
+    """Keep DataLoader workers single-threaded: the main process owns the cores."""
+    torch.set_num_threads(1)

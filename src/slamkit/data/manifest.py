@@ -1,0 +1,242 @@
+"""JSONL manifests: one record per line, validated up front.
+
+A manifest line is a JSON object::
+
+    {"key": "1089-134686-0000", "source": "audio/1089-134686-0000.flac", "target": "HE HOPED ...",
+     "prompt": "Transcribe the speech.", "task": "asr", "offset": 0.0, "duration": 10.4}
+
+``key``, ``source`` and ``target`` are required (``target`` may be an empty string, e.g. for
+decoding); the rest are optional, and any other field is kept in :attr:`Record.extra` (biasing
+lists, speaker ids, …). SLAM-LLM's ``{"key", "source", "target"}`` JSONL works unchanged.
+
+A relative ``source`` is resolved against the manifest's folder, so a corpus folder with its
+manifest can be moved as a whole. Every problem raises :class:`ManifestError` naming
+``file:line``. Audio files are *not* opened here: a missing or broken file is found when the
+sample is loaded, where training skips and counts it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NoReturn
+
+Fail = Callable[[str], NoReturn]
+
+# Fields with a meaning of their own; anything else on a line goes to Record.extra.
+CORE_FIELDS = ("key", "source", "target", "prompt", "task", "offset", "duration")
+
+
+class ManifestError(ValueError):
+    """A manifest file or line is wrong; the message is ``"{file}:{line}: {problem}"``."""
+
+
+@dataclass
+class Record:
+    """One manifest line.
+
+    Attributes:
+        key: unique id of the sample within its manifest.
+        source: audio path; relative paths in the file are already resolved against the
+            manifest's folder.
+        target: reference text (may be empty).
+        prompt: instruction text; ``None`` means "use the task's default prompt".
+        task: task name (``asr``, ``aac``, …); ``None`` means "use the run's task".
+        offset: crop start in seconds.
+        duration: crop length in seconds; ``None`` means "to the end of the file".
+        extra: every other field of the line, unchanged.
+        manifest: the file this record came from ("" if built in code).
+        line: 1-based line number in ``manifest`` (0 if built in code).
+    """
+
+    key: str
+    source: str
+    target: str
+    prompt: str | None = None
+    task: str | None = None
+    offset: float = 0.0
+    duration: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    manifest: str = ""
+    line: int = 0
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of this record, for error messages."""
+        return f"{self.manifest}:{self.line}" if self.manifest else f"record {self.key!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest line for this record (optional fields only when set)."""
+        overlap = set(self.extra) & set(CORE_FIELDS)
+        if overlap:
+            raise ValueError(f"{self.where}: extra repeats core fields {sorted(overlap)}")
+        out: dict[str, Any] = {"key": self.key, "source": self.source, "target": self.target}
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.task is not None:
+            out["task"] = self.task
+        if self.offset:
+            out["offset"] = self.offset
+        if self.duration is not None:
+            out["duration"] = self.duration
+        out.update(self.extra)
+        return out
+
+
+def _is_number(value: Any) -> bool:
+    """True for finite int/float values (``bool`` is not a number here)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _text(obj: dict[str, Any], name: str, required: bool, fail: Fail) -> str | None:
+    """Validate a string field: present if ``required``; ``None`` allowed when optional."""
+    if name not in obj:
+        if required:
+            fail(f"missing required field {name!r}")
+        return None
+    value = obj[name]
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        fail(f"field {name!r} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _key(obj: dict[str, Any], fail: Fail) -> str:
+    """The record key: a non-empty string (integer keys are accepted and turned into strings)."""
+    if "key" not in obj:
+        fail("missing required field 'key'")
+    value = obj["key"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        fail(f"field 'key' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _seconds(obj: dict[str, Any], name: str, positive: bool, fail: Fail) -> float | None:
+    """Validate ``offset`` (>= 0) or ``duration`` (> 0); missing or null gives ``None``."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    bound = "> 0" if positive else ">= 0"
+    if not _is_number(value) or value < 0 or (positive and value == 0):
+        fail(f"field {name!r} must be a number {bound} (seconds), got {value!r}")
+    return float(value)
+
+
+def _resolve(source: str, folder: Path) -> str:
+    """Resolve a relative (or ``~``) source path against the manifest's folder."""
+    path = Path(os.path.expanduser(source))
+    if not path.is_absolute():
+        path = folder / path
+    return os.path.normpath(str(path))
+
+
+def parse_record(obj: Any, folder: Path, manifest: str, line: int) -> Record:
+    """Validate one decoded JSON line and build its :class:`Record`.
+
+    Raises:
+        ManifestError: ``"{manifest}:{line}: {problem}"``.
+    """
+
+    def fail(problem: str) -> NoReturn:
+        raise ManifestError(f"{manifest}:{line}: {problem}")
+
+    if not isinstance(obj, dict):
+        fail(f"expected a JSON object, got {type(obj).__name__}")
+    key = _key(obj, fail)
+    source = _text(obj, "source", True, fail)
+    if not source:
+        fail("field 'source' must be a non-empty path")
+    target = _text(obj, "target", True, fail)
+    offset = _seconds(obj, "offset", False, fail)
+    return Record(
+        key=key,
+        source=_resolve(str(source), folder),
+        target=str(target),
+        prompt=_text(obj, "prompt", False, fail),
+        task=_text(obj, "task", False, fail),
+        offset=0.0 if offset is None else offset,
+        duration=_seconds(obj, "duration", True, fail),
+        extra={k: v for k, v in obj.items() if k not in CORE_FIELDS},
+        manifest=manifest,
+        line=line,
+    )
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(1-based line number, text)`` for the non-blank lines of a UTF-8 file."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise ManifestError(f"{path}:{number}: not valid UTF-8 ({err.reason})") from err
+            if text.strip():
+                yield number, text
+
+
+def read_manifest(path: str | Path) -> list[Record]:
+    """Read and validate a JSONL manifest.
+
+    Blank lines are skipped. Relative ``source`` paths are resolved against the manifest's folder.
+
+    Raises:
+        ManifestError: missing/unreadable/empty file, invalid JSON, a line that is not an object,
+            a missing ``key``/``source``/``target``, a field of the wrong type, a negative offset,
+            a non-positive duration, or a duplicate key (both lines named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "no such manifest file"
+        raise ManifestError(f"{path}: {problem}")
+    folder = path.absolute().parent
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    try:
+        for number, text in _lines(path):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{path}:{number}: invalid JSON ({err.msg})") from err
+            record = parse_record(obj, folder, str(path), number)
+            if record.key in seen:
+                raise ManifestError(
+                    f"{path}:{number}: duplicate key {record.key!r} "
+                    f"(first at line {seen[record.key]})"
+                )
+            seen[record.key] = number
+            records.append(record)
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read manifest ({err})") from err
+    if not records:
+        raise ManifestError(f"{path}: manifest has no records")
+    return records
+
+
+def write_manifest(records: Iterable[Record | dict[str, Any]], path: str | Path) -> None:
+    """Write records as JSONL (UTF-8, one object per line), atomically.
+
+    ``source`` is written as given (not made relative). Records become their manifest line
+    (:meth:`Record.to_json`); dicts are written as they are. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                obj = record.to_json() if isinstance(record, Record) else dict(record)
+                handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,86 @@
+"""Batched generation over a manifest -> hypothesis JSONL (``{"key", "hyp", "ref"}`` lines).
+
+Batches are formed from clips of similar duration (less padding), left-padded, and decoded with
+greedy or beam search. Each sample's audio features and prompt are independent of its batch, so
+greedy output is the same for batch size 1 and N. Lines are written in manifest order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from slamkit.config import Config, load_config
+from slamkit.data.collate import Collator
+from slamkit.data.dataset import SpeechDataset, record_durations
+from slamkit.data.manifest import read_manifest
+from slamkit.data.sampler import BucketBatchSampler
+from slamkit.models.speech_llm import SpeechLLM, build_model
+from slamkit.train import checkpoint as ckpt
+from slamkit.train.distributed import resolve_device
+
+log = logging.getLogger("slamkit")
+
+
+def load_run(run_dir: str | Path, overrides: list[str] | None = None, device: str | None = None) -> tuple[Config, SpeechLLM]:
+    """Rebuild a trained model from its run directory (config.yaml + a checkpoint)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (is this a slamkit run directory?)")
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    model = build_model(cfg)
+    path = ckpt.resolve_checkpoint(run_dir, cfg.decode.checkpoint)
+    ckpt.load_weights(model, path)
+    log.info("loaded %s", path)
+    model.to(resolve_device(device or cfg.train.device)).eval()
+    return cfg, model
+
+
+def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: str | Path) -> int:
+    """Decode every record of ``manifest`` into ``out``; returns the number of lines written."""
+    records = read_manifest(manifest)
+    durations = [d if d is not None else 0.0 for d in record_durations(records)]
+    prompts = model.prompts
+    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, None, cfg.data.prompt, skip_errors=True)
+    sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True)
+    collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "left", with_targets=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.data.num_workers)
+    device = next(model.parameters()).device
+    hyps: dict[str, str] = {}
+    with tqdm(total=len(records), desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0) as bar:
+        for batch in loader:
+            if batch.keys:
+                texts = model.generate(batch.to(device), cfg.decode)
+                hyps.update(zip(batch.keys, texts))
+            bar.update(len(batch.keys) + batch.skipped)
+    _write_hypotheses(records, hyps, Path(out))
+    failed = len(records) - len(hyps)
+    if failed:
+        log.warning("%d of %d clips could not be loaded; their lines carry an \"error\" field and an empty hypothesis", failed, len(records))
+    return len(records)
+
+
+def _write_hypotheses(records: list, hyps: dict[str, str], out: Path) -> None:
+    """Write lines in manifest order, atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w") as f:
+        for rec in records:
+            line = {"key": rec.key, "hyp": hyps.get(rec.key, ""), "ref": rec.target}
+            if rec.key not in hyps:
+                line["error"] = f"audio could not be loaded: {rec.source}"
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+
+
+@torch.no_grad()
+def decode(run_dir: str | Path, manifest: str | Path, out: str | Path, overrides: list[str] | None = None) -> int:
+    """Load a run and decode a manifest (the ``slamkit decode`` command)."""
+    cfg, model = load_run(run_dir, overrides)
+    return decode_manifest(cfg, model, manifest, out)

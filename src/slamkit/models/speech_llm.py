@@ -1,0 +1,143 @@
+"""SpeechLLM: encode -> project -> splice into token embeddings -> causal LLM; generate().
+
+The model owns all length arithmetic (:meth:`SpeechLLM.audio_token_count`), the splice with its
+count check, the loss (summed over target tokens so the loop can normalise over an accumulation
+window), and batched generation with left padding where audio enters only in the prefill.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from slamkit.config import Config, DecodeConfig
+from slamkit.data.collate import IGNORE_INDEX, Batch
+from slamkit.models.encoders import AudioEncoder, build_encoder
+from slamkit.models.llm import PromptBuilder, load_llm
+from slamkit.models.peft import apply_trainability, count_parameters
+from slamkit.models.projectors import Projector, build_projector
+
+log = logging.getLogger(__name__)
+
+
+class SpliceError(ValueError):
+    """The number of audio placeholders does not match the number of audio embeddings."""
+
+
+@dataclass
+class LossOutput:
+    """Summed loss and counts of one micro-batch (normalised by the caller)."""
+
+    loss_sum: Tensor  # scalar, sum of token cross-entropies
+    num_tokens: int  # target tokens counted
+    num_correct: int  # target tokens predicted right (argmax)
+
+
+class SpeechLLM(nn.Module):
+    """Audio encoder + projector + causal LLM."""
+
+    def __init__(self, encoder: AudioEncoder, projector: Projector, llm: nn.Module, prompts: PromptBuilder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projector = projector
+        self.llm = llm
+        self.prompts = prompts
+        self.audio_token_id = prompts.audio_token_id
+        self.train_encoder = any(p.requires_grad for p in encoder.parameters())
+
+    # ---- lengths -------------------------------------------------------------------------
+    def audio_token_count(self, num_samples: int) -> int:
+        """Audio embeddings produced for a clip of ``num_samples`` samples."""
+        frames = self.encoder.output_lengths(torch.tensor([num_samples]))
+        return int(self.projector.output_lengths(frames)[0])
+
+    # ---- the path of one batch -----------------------------------------------------------
+    def encode_audio(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """[b, t] waveform, [b] samples -> [b, t_p, d_llm] embeddings, [b] valid positions."""
+        if self.train_encoder:
+            feats, feat_lengths = self.encoder(audio, lengths)
+        else:
+            with torch.no_grad():
+                feats, feat_lengths = self.encoder(audio, lengths)
+        return self.projector(feats, feat_lengths)
+
+    def splice(self, input_ids: Tensor, audio_embeds: Tensor, audio_lengths: Tensor) -> Tensor:
+        """Token embeddings of ``input_ids`` [b, s] with audio written at placeholder positions.
+
+        Row i must hold exactly ``audio_lengths[i]`` placeholders; they receive the first
+        ``audio_lengths[i]`` rows of ``audio_embeds[i]`` in order.
+        """
+        is_audio = input_ids == self.audio_token_id
+        counts = is_audio.sum(dim=1)
+        if not torch.equal(counts.cpu(), audio_lengths.cpu()):
+            raise SpliceError(f"audio placeholders per row {counts.tolist()} != audio embeddings per row {audio_lengths.tolist()}")
+        embed = self.llm.get_input_embeddings()
+        # The placeholder id may lie outside the embedding table; its rows are overwritten anyway.
+        embeds = embed(input_ids.masked_fill(is_audio, 0))
+        valid = torch.arange(audio_embeds.shape[1], device=audio_lengths.device)[None, :] < audio_lengths[:, None]
+        return embeds.masked_scatter(is_audio.unsqueeze(-1), audio_embeds[valid].to(embeds.dtype))
+
+    def inputs_embeds(self, batch: Batch) -> Tensor:
+        """The LLM input embeddings [b, s, d_llm] for a collated batch."""
+        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths)
+        return self.splice(batch.input_ids, audio_embeds, audio_lengths)
+
+    def forward(self, batch: Batch) -> LossOutput:
+        """Summed shifted cross-entropy over target tokens, with counts for normalisation."""
+        embeds = self.inputs_embeds(batch)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=batch.attention_mask).logits
+        logits = logits[:, :-1].float()
+        labels = batch.labels[:, 1:]
+        loss_sum = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+        mask = labels != IGNORE_INDEX
+        correct = int(((logits.argmax(-1) == labels) & mask).sum())
+        return LossOutput(loss_sum, int(mask.sum()), correct)
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, cfg: DecodeConfig) -> list[str]:
+        """Decode a left-padded batch (no targets in ``input_ids``) to text."""
+        embeds = self.inputs_embeds(batch)
+        tok = self.prompts.tokenizer
+        out = self.llm.generate(
+            inputs_embeds=embeds, attention_mask=batch.attention_mask, max_new_tokens=cfg.max_new_tokens,
+            do_sample=False, num_beams=cfg.beam_size, length_penalty=cfg.length_penalty,
+            repetition_penalty=cfg.repetition_penalty, no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **self._suppress(),
+        )
+        return [self.prompts.decode(row.tolist()) for row in out]
+
+    def _suppress(self) -> dict:
+        vocab = self.llm.get_output_embeddings().weight.shape[0]
+        return {"suppress_tokens": [self.audio_token_id]} if self.audio_token_id < vocab else {}
+
+    # ---- modes ---------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "SpeechLLM":
+        """Train mode for the parts that train; frozen parts stay in eval (no dropout)."""
+        super().train(mode)
+        for part in (self.encoder, self.projector, self.llm):
+            if not any(p.requires_grad for p in part.parameters()):
+                part.eval()
+        return self
+
+
+def build_model(cfg: Config) -> SpeechLLM:
+    """Build the full model from a config (pretrained parts loaded, random parts seeded)."""
+    m = cfg.model
+    encoder = build_encoder(m.encoder)
+    llm, tokenizer = load_llm(m.llm)
+    d_llm = llm.get_input_embeddings().weight.shape[1]
+    projector = build_projector(m.projector, encoder.hidden_size, d_llm)
+    encoder = apply_trainability(encoder, m.encoder.trainable, m.lora, m.lora.encoder_target_modules)
+    projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
+    llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
+    return SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
+
+
+def parameter_report(model: SpeechLLM) -> dict[str, tuple[int, int]]:
+    """(trainable, total) parameters per part and overall."""
+    report = {name: count_parameters(getattr(model, name)) for name in ("encoder", "projector", "llm")}
+    report["total"] = count_parameters(model)
+    return report

@@ -1,0 +1,79 @@
+"""SpeechLLM: audio token counts match real outputs, the splice checks counts, prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from slamkit.config import load_config
+from slamkit.data.collate import Collator, Example
+from slamkit.models.speech_llm import SpliceError, build_model, parameter_report
+
+from conftest import TINY_RECIPE
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(load_config(TINY_RECIPE)).eval()
+
+
+def test_audio_token_count_matches_projector_output(model):
+    for n in (1600, 8000, 12345, 16000 * 3):
+        audio = torch.randn(1, n)
+        embeds, lengths = model.encode_audio(audio, torch.tensor([n]))
+        assert int(lengths[0]) == model.audio_token_count(n)
+        assert embeds.shape[1] == model.audio_token_count(n)
+
+
+def test_splice_count_mismatch_raises(model):
+    prompts = model.prompts
+    ex = Example("k", torch.randn(8000).numpy(), prompts.prompt_ids("hi"), prompts.target_ids("a b"), "a b")
+    batch = Collator(model.audio_token_id, prompts.tokenizer.pad_token_id, model.audio_token_count)([ex])
+    embeds, lengths = model.encode_audio(batch.audio, batch.audio_lengths)
+    out = model.splice(batch.input_ids, embeds, lengths)
+    assert out.shape[:2] == batch.input_ids.shape
+    with pytest.raises(SpliceError, match="placeholders"):
+        model.splice(batch.input_ids, embeds, lengths - 1)
+
+
+def test_splice_places_audio_at_placeholders(model):
+    prompts = model.prompts
+    ex = Example("k", torch.randn(8000).numpy(), prompts.prompt_ids("hi"), prompts.target_ids("x"), "x")
+    batch = Collator(model.audio_token_id, prompts.tokenizer.pad_token_id, model.audio_token_count)([ex])
+    embeds, lengths = model.encode_audio(batch.audio, batch.audio_lengths)
+    out = model.splice(batch.input_ids, embeds, lengths)
+    pos = (batch.input_ids[0] == model.audio_token_id).nonzero().squeeze(1)
+    torch.testing.assert_close(out[0, pos], embeds[0, : len(pos)])
+    other = (batch.input_ids[0] != model.audio_token_id).nonzero().squeeze(1)
+    torch.testing.assert_close(out[0, other], model.llm.get_input_embeddings()(batch.input_ids[0, other]))
+
+
+def test_prompt_builder_plain_template_and_position():
+    cfg = load_config(TINY_RECIPE, ["model.llm.audio_position=after"])
+    m = build_model(cfg)
+    text = m.prompts.prompt_text("Say it.")
+    assert text.endswith("Say it.<|audio|>\nASSISTANT: ")
+    assert m.prompts.prompt_ids("Say it.").count(m.audio_token_id) == 1
+    assert m.prompts.target_ids("ab")[-1] == m.prompts.tokenizer.eos_token_id
+
+
+def test_trainability_and_parameter_counts(model):
+    report = parameter_report(model)
+    assert report["encoder"][0] == 0 and report["encoder"][1] > 0
+    assert report["projector"][0] == report["projector"][1] > 0
+    llm_trainable, llm_total = report["llm"]
+    assert 0 < llm_trainable < llm_total
+    assert all("lora_" in n for n, p in model.llm.named_parameters() if p.requires_grad)
+
+
+def test_full_and_frozen_modes():
+    m = build_model(load_config(TINY_RECIPE, ["model.llm.trainable=full", "model.encoder.trainable=full", "model.projector.trainable=frozen"]))
+    report = parameter_report(m)
+    assert report["llm"][0] == report["llm"][1]
+    assert report["encoder"][0] == report["encoder"][1]
+    assert report["projector"][0] == 0
+
+
+def test_lora_on_missing_module_names_the_module():
+    with pytest.raises(ValueError, match="nope_proj"):
+        build_model(load_config(TINY_RECIPE, ["model.lora.target_modules=[nope_proj]"]))

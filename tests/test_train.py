@@ -1,0 +1,97 @@
+"""Training: exact resume, atomic checkpoints, skipped samples, learning end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from slamkit.eval.metrics import score_file
+from slamkit.infer.decode import decode
+from slamkit.train import checkpoint as ckpt
+from slamkit.train.log import read_metrics
+from slamkit.train.loop import lr_factor, train
+
+from conftest import tiny_config
+
+FAST = ("train.max_steps=8", "train.warmup_steps=2", "train.log_every=1", "train.valid_every=4", "train.save_every=3",
+        "data.batch_size=4", "model.lora.dropout=0.1", "model.projector.dropout=0.1")
+
+
+def _losses(run_dir) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(run_dir) if "loss" in r}
+
+
+def test_resume_is_exact(tmp_path, tone_corpus):
+    """Run 8 steps straight vs. stop after step 5 (checkpoint at 3) and resume: same losses, same weights."""
+    full = train(tiny_config(tmp_path / "full", tone_corpus, *FAST))
+    train(tiny_config(tmp_path / "cut", tone_corpus, *FAST), stop_at_step=5)
+    assert ckpt.latest_checkpoint(tmp_path / "cut").step == 3
+    resumed = train(tiny_config(tmp_path / "cut", tone_corpus, *FAST, "train.resume=true"))
+    assert resumed.step == full.step == 8
+    a, b = _losses(tmp_path / "full"), _losses(tmp_path / "cut")
+    assert sorted(a) == sorted(b) == list(range(1, 9))
+    assert a == b, "every step's loss must equal the uninterrupted run's"
+    wa = load_file(str(ckpt.latest_checkpoint(tmp_path / "full").path / "model.safetensors"))
+    wb = load_file(str(ckpt.latest_checkpoint(tmp_path / "cut").path / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def test_checkpoints_layout_and_pruning(tmp_path, tone_corpus):
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus, *FAST, "train.keep_last=1"))
+    assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
+    steps = [c.step for c in ckpt.list_checkpoints(run)]
+    best = json.loads((run / "checkpoints" / "best.json").read_text())["step"]
+    assert 8 in steps and set(steps) <= {8, best}
+    assert not list((run / "checkpoints").glob(".tmp*"))
+    final = ckpt.latest_checkpoint(run).path
+    assert {p.name for p in final.iterdir()} == {"model.safetensors", "state.pt", "meta.json"}
+    weights = load_file(str(final / "model.safetensors"))
+    assert weights and all(k.startswith("projector.") or "lora_" in k for k in weights)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tone_corpus):
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus, "train.max_steps=1", "train.save_every=1"))
+    with pytest.raises(FileExistsError, match="train.resume=true"):
+        train(tiny_config(run, tone_corpus, "train.max_steps=1"))
+
+
+def test_bad_audio_is_skipped_and_counted(tmp_path, tone_corpus):
+    lines = tone_corpus["train"].read_text().splitlines()
+    folder = tone_corpus["train"].parent
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    bad = [json.dumps({"key": "broken", "source": str(tmp_path / "broken.wav"), "target": "x", "duration": 1.0}),
+           json.dumps({"key": "missing", "source": str(tmp_path / "missing.wav"), "target": "x"})]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("\n".join([json.dumps({**json.loads(l), "source": str(folder / json.loads(l)["source"])}) for l in lines[:6]] + bad) + "\n")
+    corpus = {"train": manifest, "valid": tone_corpus["valid"]}
+    result = train(tiny_config(tmp_path / "run", corpus, "train.max_steps=4", "data.batch_size=8"))
+    assert result.skipped >= 2
+
+
+def test_lr_schedule_shapes():
+    from slamkit.config import TrainConfig
+
+    tc = TrainConfig(max_steps=100, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, tc) == pytest.approx(0.1)
+    assert lr_factor(9, tc) == pytest.approx(1.0)
+    assert lr_factor(100, tc) == pytest.approx(0.1)
+    tc.schedule = "linear"
+    assert lr_factor(55, tc) == pytest.approx(0.1 + 0.9 * 0.5)
+
+
+@pytest.mark.slow
+def test_tiny_recipe_learns_to_transcribe(tmp_path, tone_corpus):
+    """Train the tiny recipe on 24 clips; decoding the training clips reaches WER <= 0.1."""
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus))
+    out = tmp_path / "hyp.jsonl"
+    decode(run, tone_corpus["train"], out)
+    score = score_file(out, normalizer="basic")
+    assert score["wer"] <= 0.1, score
