@@ -57,7 +57,8 @@ def test_prompt_builder_plain_template_and_position():
     assert m.prompts.target_ids("ab")[-1] == m.prompts.tokenizer.eos_token_id
 
 
-def test_trainability_and_parameter_counts(model):
+def test_trainability_and_parameter_counts():
+    model = build_model(load_config(TINY_RECIPE, ["model.encoder.trainable=frozen", "model.llm.trainable=lora"]))
     report = parameter_report(model)
     assert report["encoder"][0] == 0 and report["encoder"][1] > 0
     assert report["projector"][0] == report["projector"][1] > 0
