@@ -62,6 +62,7 @@ SSL_PRESETS: dict[str, dict[str, Any]] = {
     "test-large": {**_TINY, **_LARGE_STYLE},
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, **_LARGE_STYLE),
+    "xlarge": dict(hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120, **_LARGE_STYLE),
 }
 # Positional conv: one wide conv (kernel 128) in wav2vec2-style models, a stack of 5 kernel-19
 # convs in data2vec-audio (where num_conv_pos_embeddings counts layers). Tiny presets shrink both.

@@ -1,0 +1,83 @@
+"""The `slamkit` command: help for every subcommand, clear one-line errors, small commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from slamkit.cli import build_parser, main
+
+SUBCOMMANDS = ["train", "decode", "score", "normalize", "config", "list", "prepare"]
+
+
+def test_console_script_help():
+    exe = shutil.which("slamkit") or str(__import__("pathlib").Path(sys.executable).with_name("slamkit"))
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for name in SUBCOMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_documents_its_options(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: slamkit" in out and "options:" in out
+
+
+def test_config_lists_keys_and_resolves_overrides(capsys):
+    assert main(["config"]) == 0
+    listing = capsys.readouterr().out
+    assert "train.max_steps" in listing and "model.projector.k" in listing
+    assert main(["config", "train.max_steps=3"]) == 0
+    assert "max_steps: 3" in capsys.readouterr().out
+
+
+def test_config_typo_is_one_clear_line(capsys):
+    assert main(["config", "train.max_stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'train.max_stepz'" in err and "train.max_steps" in err and "Traceback" not in err
+
+
+def test_train_without_data_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "recipes/tiny_asr.yaml", f"train.output_dir={tmp_path}"]) == 2
+    assert "data.train is not set" in capsys.readouterr().err
+
+
+def test_bad_manifest_line_names_file_and_line(tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"key": "a", "source": "a.wav", "target": "x"}\n{"key": "b", "source": 3}\n')
+    assert main(["train", "recipes/tiny_asr.yaml", f"train.output_dir={tmp_path / 'run'}", f"data.train={manifest}"]) == 2
+    assert f"{manifest}:2:" in capsys.readouterr().err
+
+
+def test_score_and_normalize(tmp_path, capsys, monkeypatch):
+    hyps = tmp_path / "h.jsonl"
+    hyps.write_text(json.dumps({"key": "a", "hyp": "Hello, World!", "ref": "hello world"}) + "\n"
+                    + json.dumps({"key": "b", "hyp": "twenty five", "ref": "25 cats"}) + "\n")
+    assert main(["score", str(hyps)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["wer"] == pytest.approx(1 / 4) and result["deletions"] == 1 and result["utterances"] == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Mr. Smith's colour is TWENTY ONE\n"))
+    assert main(["normalize"]) == 0
+    assert capsys.readouterr().out.strip() == "mister smith is color is 21"  # Whisper's rule: 's -> is
+
+
+def test_prepare_tones_and_list(tmp_path, capsys):
+    assert main(["prepare", "tones", "--out", str(tmp_path), "--train", "3", "--valid", "1", "--test", "0"]) == 0
+    paths = json.loads(capsys.readouterr().out)
+    assert set(paths) == {"train", "valid"}
+    assert len((tmp_path / "train.jsonl").read_text().splitlines()) == 3
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "whisper" in out and "hf_ssl" in out and "qformer" in out
+
+
+def test_parser_builds():
+    assert build_parser().prog == "slamkit"
