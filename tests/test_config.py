@@ -61,3 +61,11 @@ def test_every_key_documented():
     rows = config_reference()
     assert len(rows) > 50
     assert all(help_text for _, _, _, help_text in rows)
+
+
+def test_readme_documents_every_key():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [key for key, _, _, _ in config_reference() if f"`{key}`" not in readme]
+    assert not missing, f"README's config reference lacks {missing}"

@@ -92,8 +92,42 @@ def test_lr_schedule_shapes():
 def test_tiny_recipe_learns_to_transcribe(tmp_path, tone_corpus):
     """Train the tiny recipe on 24 clips; decoding the training clips reaches WER <= 0.1."""
     run = tmp_path / "run"
-    train(tiny_config(run, tone_corpus))
+    train(tiny_config(run, tone_corpus, "train.max_steps=600"))
     out = tmp_path / "hyp.jsonl"
     decode(run, tone_corpus["train"], out)
     score = score_file(out, normalizer="basic")
     assert score["wer"] <= 0.1, score
+
+
+def test_bf16_autocast_trains(tmp_path, tone_corpus):
+    result = train(tiny_config(tmp_path / "run", tone_corpus, "train.max_steps=3", "train.precision=bf16", "train.valid_every=0"))
+    assert result.step == 3 and result.last_loss == result.last_loss  # finite, not NaN
+
+
+def test_killed_process_resumes_exactly(tmp_path, tone_corpus):
+    """A real `slamkit train` process, SIGKILLed mid-run, resumes to the uninterrupted run's losses."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = 120
+    args = ["recipes/tiny_asr.yaml", f"data.train={tone_corpus['train']}", "train.valid_every=0", "train.tensorboard=false",
+            f"train.max_steps={steps}", "train.save_every=10", "train.log_every=1", "data.batch_size=4"]
+    cmd = [sys.executable, "-m", "slamkit.cli", "train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(cmd + args + [f"train.output_dir={cut}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (cut / "checkpoints" / "step_00000020").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt.latest_checkpoint(cut)
+    assert killed_at is not None and killed_at.step < steps, "the process must die mid-run"
+    subprocess.run(cmd + args + [f"train.output_dir={cut}", "train.resume=true"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd + args + [f"train.output_dir={tmp_path / 'full'}"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = _losses(tmp_path / "full"), _losses(cut)
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    assert a == b

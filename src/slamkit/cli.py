@@ -89,11 +89,12 @@ def cmd_prepare_tones(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from slamkit.models.encoders import ENCODERS
+    from slamkit.models.encoders import ENCODERS, preset_names
     from slamkit.models.llm import LLM_PRESETS
     from slamkit.models.projectors import PROJECTORS
 
-    tables = {"encoders": ENCODERS.names(), "projectors": PROJECTORS.names(), "llm-presets": LLM_PRESETS.names()}
+    encoders = [f"{name} (presets: {', '.join(preset_names(name))})" for name in ENCODERS.names()]
+    tables = {"encoders": encoders, "projectors": PROJECTORS.names(), "llm-presets": LLM_PRESETS.names()}
     for name in [args.what] if args.what != "all" else tables:
         print(f"{name}: {', '.join(tables[name])}")
     return 0
@@ -136,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     t = prep.add_parser("tones", help="synthetic tone-speech corpus (no TTS or download needed), for the tiny recipe")
     t.add_argument("--out", required=True, help="output folder: {train,valid,test}.jsonl and WAV folders")
-    t.add_argument("--train", type=int, default=400, help="training clips (default 400)")
+    t.add_argument("--train", type=int, default=1000, help="training clips (default 1000)")
     t.add_argument("--valid", type=int, default=40, help="validation clips (default 40)")
-    t.add_argument("--test", type=int, default=40, help="test clips (default 40)")
+    t.add_argument("--test", type=int, default=100, help="test clips (default 100)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.set_defaults(func=cmd_prepare_tones)
 

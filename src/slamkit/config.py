@@ -47,7 +47,7 @@ class EncoderConfig:
 
     name: str = _f("whisper", "Registered encoder: whisper | hf_ssl.")
     path: str | None = _f(None, "Local Hugging Face directory with pretrained weights; null builds random weights from `preset`.")
-    preset: str = _f("tiny", "Size preset for random weights when `path` is null (see `slamkit list presets`).")
+    preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (`slamkit list encoders` shows them).")
     model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`).")
     trainable: Trainability = _f("frozen", "frozen | lora | full.")
     pad_to_30s: bool = _f(False, "whisper only: pad every clip to 30 s as original Whisper does (false runs on the real length).")
@@ -87,7 +87,7 @@ class LLMConfig:
     """The causal LLM and how prompts are built."""
 
     path: str | None = _f(None, "Local Hugging Face directory or a hub id (a hub id downloads); null builds `preset`.")
-    preset: str = _f("tiny", "Random-weight preset when `path` is null (tiny: 2-layer Llama + byte tokenizer).")
+    preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (tiny: 2-layer Llama + byte tokenizer; `slamkit list llm-presets`).")
     trainable: Trainability = _f("lora", "frozen | lora | full.")
     dtype: str = _f("float32", "Weights dtype when loading: float32 | bfloat16 | float16.")
     use_chat_template: bool = _f(True, "Build the prompt with the tokenizer's chat template when it has one.")

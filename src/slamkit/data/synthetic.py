@@ -20,9 +20,14 @@ SAMPLE_RATE = 16000
 
 
 def _word_wave(index: int, rng: np.random.Generator, sr: int) -> np.ndarray:
-    """Two consecutive tones whose frequencies identify the word (±3 % jitter in length)."""
-    f1 = 300.0 + 140.0 * index
-    f2 = 2200.0 - 120.0 * index
+    """Two consecutive tones whose frequencies identify the word (±3 % jitter in length).
+
+    Frequencies are log-spaced from 250 Hz to 4 kHz (about 4 mel bins apart), and the second
+    tone follows a different order than the first, so no two words share a tone pair.
+    """
+    n = len(WORDS)
+    f1 = 250.0 * 16.0 ** (index / (n - 1))
+    f2 = 250.0 * 16.0 ** (((index * 5 + 3) % n) / (n - 1))
     parts = []
     for freq in (f1, f2):
         n = int(sr * 0.09 * rng.uniform(0.97, 1.03))
