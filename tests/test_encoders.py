@@ -220,7 +220,7 @@ def test_large_v3_uses_128_mels() -> None:
 def test_registry_and_presets() -> None:
     assert {"whisper", "hf_ssl"} <= set(ENCODERS.names())
     assert preset_names("whisper") == ["test", "tiny", "base", "small", "medium", "large", "large-v3"]
-    assert preset_names("hf_ssl") == ["test", "test-large", "base", "large"]
+    assert preset_names("hf_ssl") == ["test", "test-large", "base", "large", "xlarge"]
     with pytest.raises(ValueError, match="unknown whisper preset"):
         build_encoder(EncoderConfig(name="whisper", preset="huge"))
     with pytest.raises(ValueError, match="unknown hf_ssl model_type"):

@@ -78,3 +78,31 @@ def test_full_and_frozen_modes():
 def test_lora_on_missing_module_names_the_module():
     with pytest.raises(ValueError, match="nope_proj"):
         build_model(load_config(TINY_RECIPE, ["model.lora.target_modules=[nope_proj]"]))
+
+
+def test_llm_from_local_directory_and_chat_template(tmp_path):
+    """A saved HF model directory loads through `model.llm.path`; its chat template builds the prompt."""
+    from slamkit.models.llm import load_llm
+
+    cfg = load_config(TINY_RECIPE)
+    llm, tok = load_llm(cfg.model.llm)
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    llm.save_pretrained(tmp_path / "llm")
+    tok.save_pretrained(tmp_path / "llm")
+    loaded = build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path / 'llm'}", "model.llm.system_prompt=Be brief."]))
+    text = loaded.prompts.prompt_text("Transcribe.")
+    assert text == "<system>Be brief.</s><user><|audio|>Transcribe.</s><assistant>"
+    ids = torch.tensor([[5, 6, 7]])
+    torch.testing.assert_close(loaded.llm(input_ids=ids).logits, llm(input_ids=ids).logits)
+    plain = build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path / 'llm'}", "model.llm.use_chat_template=false"]))
+    assert plain.prompts.prompt_text("Hi.") == "<s>USER: <|audio|>Hi.\nASSISTANT: "
+
+
+def test_missing_llm_directory_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path}"]))
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path / 'nope' / 'deeper'}"]))

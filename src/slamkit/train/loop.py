@@ -202,7 +202,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         last_loss = stats["loss"]
         audio_seconds += stats["audio_seconds"]
         bar.update(1)
-        bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}")
+        bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}")
         if step % tc.log_every == 0 or step == tc.max_steps:
             elapsed = time.perf_counter() - window_start
             logger.log({**stats, "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped}, step)
@@ -270,6 +270,6 @@ def _optimizer_step(model: SpeechLLM, window: list[Batch], optimizer, scheduler,
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    audio_seconds = sum(float(b.audio_lengths.sum()) for b in window) / 16000.0
+    audio_seconds = sum(float(b.audio_lengths.sum()) for b in window) / model.encoder.sample_rate
     return {"loss": loss_sum / total_tokens, "acc": correct / total_tokens, "lr": lr, "grad_norm": float(grad_norm),
             "tokens": total_tokens, "audio_seconds": audio_seconds}
