@@ -131,3 +131,33 @@ def test_killed_process_resumes_exactly(tmp_path, tone_corpus):
     a, b = _losses(tmp_path / "full"), _losses(cut)
     assert sorted(a) == sorted(b) == list(range(1, steps + 1))
     assert a == b
+
+
+def test_grad_accumulation_is_normalised_by_target_tokens(tone_corpus, tmp_path):
+    """One step over micro-batches [a, b] + [c, d] equals one step over [a, b, c, d]."""
+    import copy
+
+    from slamkit.models.speech_llm import build_model
+    from slamkit.train.loop import _optimizer_step, make_loader_parts
+
+    cfg = tiny_config(tmp_path, tone_corpus, "model.lora.dropout=0.0", "train.clip_grad=0")
+    model = build_model(cfg).train()
+    dataset, _, collator, _ = make_loader_parts(cfg, model, str(tone_corpus["train"]), shuffle=False, seed=0)
+    items = [dataset[i] for i in range(4)]
+    assert len({len(ex.target_ids) for ex in items}) > 1, "unequal target lengths make the test meaningful"
+
+    def step(window):
+        m = copy.deepcopy(model)
+        params = [p for p in m.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        stats = _optimizer_step(m, window, opt, sched, scaler, cfg.train, torch.device("cpu"))
+        return stats, [p.detach() for p in params]
+
+    split_stats, split = step([collator(items[:2]), collator(items[2:])])
+    whole_stats, whole = step([collator(items)])
+    assert split_stats["tokens"] == whole_stats["tokens"]
+    assert split_stats["loss"] == pytest.approx(whole_stats["loss"], rel=1e-5)
+    for a, b in zip(split, whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
