@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
 	touch $(STAMP)
 
-# Reference files some parity tests compare against (openai-whisper's front end); best effort:
-# without them those tests are skipped with the reason.
+# Reference files and real assets the tests compare against: openai-whisper's front end, the
+# Debian speech data, the GGUF LLM, the TTS programs (apt, when root). Best effort: without them
+# those tests are skipped with the reason.
+ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng
 reference: setup
 	-PYTHON=$(BIN)/python bash scripts/fetch_reference.sh
+	-for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || exit 1; done
 
 test: setup reference
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -88,6 +88,59 @@ def cmd_prepare_tones(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_tts(args: argparse.Namespace) -> int:
+    from slamkit.data.prepare import prepare_tts
+
+    engines = [name for item in args.engines for name in item.split(",") if name]
+    print(json.dumps(prepare_tts(args.text_file, args.out, engines=engines, num_utterances=args.limit, seed=args.seed,
+                                 telephone_fraction=args.telephone_fraction, workers=args.workers)))
+    return 0
+
+
+def cmd_prepare_corpus(args: argparse.Namespace) -> int:
+    from slamkit.assets import AssetError, AssetMissingError
+    from slamkit.data.prepare import CORPORA
+
+    kwargs = {k: getattr(args, k) for k in ("root", "install", "cards") if getattr(args, k, None) is not None}
+    try:
+        print(json.dumps(CORPORA.get(args.corpus)(args.out, **kwargs)))
+    except AssetError as exc:
+        hint = " (or pass --install)" if isinstance(exc, AssetMissingError) else ""
+        print(f"slamkit prepare {args.corpus}: error: {exc}{hint}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_prepare_librispeech(args: argparse.Namespace) -> int:
+    from slamkit.data.prepare import prepare_librispeech
+
+    print(json.dumps(prepare_librispeech(args.root, args.out)))
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    """`assets list` prints JSON lines, `assets install NAME` a JSON object, `assets path NAME` the bare path."""
+    from slamkit.assets import AssetError, asset_path, install_asset, list_assets
+
+    if args.action != "list" and not args.name:
+        print(f"slamkit assets: error: `assets {args.action}` needs an asset NAME (see `slamkit assets list`)", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "list":
+            for status in list_assets():
+                print(json.dumps(status.to_dict()))
+        elif args.action == "install":
+            start = time.perf_counter()
+            path = install_asset(args.name)
+            print(json.dumps({"name": args.name, "path": str(path), "seconds": round(time.perf_counter() - start, 2)}))
+        else:
+            print(asset_path(args.name))
+    except AssetError as exc:
+        print(f"slamkit assets: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from slamkit.models.encoders import ENCODERS, preset_names
     from slamkit.models.llm import LLM_PRESETS
@@ -142,6 +195,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test", type=int, default=100, help="test clips (default 100)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.set_defaults(func=cmd_prepare_tones)
+    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng (many voices)")
+    t.add_argument("text_file", metavar="TEXTFILE", help="UTF-8 text, one sentence per line (the transcripts)")
+    t.add_argument("--out", required=True, help="output folder: tts.jsonl and wav/")
+    t.add_argument("--engines", nargs="+", default=["flite", "espeak-ng"], help="TTS engines (default: flite espeak-ng)")
+    t.add_argument("--limit", type=int, default=None, help="number of utterances (default: one per usable line)")
+    t.add_argument("--seed", type=int, default=0, help="random seed for voices, rates, pitches (default 0)")
+    t.add_argument("--telephone-fraction", type=float, default=0.0, help="share of clips passed through 8 kHz (default 0)")
+    t.add_argument("--workers", type=int, default=None, help="processes (default: all usable cores)")
+    t.set_defaults(func=cmd_prepare_tts)
+    for corpus, text in (("asterisk", "Asterisk phone prompts (Debian asterisk-core-sounds-en-wav), 553 utterances"),
+                         ("librivox", "the 5 LibriVox clips of Debian pocketsphinx-testdata")):
+        t = prep.add_parser(corpus, help=f"manifest of {text}")
+        t.add_argument("--out", required=True, help=f"output folder for {corpus}.jsonl")
+        t.add_argument("--root", default=None, help="extraction root of the Debian package(s) (default: the installed asset)")
+        t.add_argument("--install", action="store_true", default=None, help="install the asset first if it is missing")
+        if corpus == "librivox":
+            t.add_argument("--cards", action="store_true", default=None, help="also write cards.jsonl (5 short clips)")
+        t.set_defaults(func=cmd_prepare_corpus)
+    t = prep.add_parser("librispeech", help="manifest of a LibriSpeech folder (the root or one subset)")
+    t.add_argument("root", metavar="DIR", help="LibriSpeech/ or LibriSpeech/<subset>/")
+    t.add_argument("--out", required=True, help="output manifest (JSONL)")
+    t.set_defaults(func=cmd_prepare_librispeech)
+
+    p = sub.add_parser("assets", help="list, install or locate real weights, speech data and TTS programs")
+    p.add_argument("action", choices=["list", "install", "path"], help="list: status of every asset; install NAME; path NAME")
+    p.add_argument("name", nargs="?", help="asset name (see `slamkit assets list`)")
+    p.set_defaults(func=cmd_assets)
 
     p = sub.add_parser("list", help="list registered encoders, projectors and LLM presets")
     p.add_argument("what", nargs="?", default="all", choices=["all", "encoders", "projectors", "llm-presets"])

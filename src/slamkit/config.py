@@ -46,13 +46,15 @@ class EncoderConfig:
     """The audio encoder (registry: ``slamkit.models.encoders.ENCODERS``)."""
 
     name: str = _f("whisper", "Registered encoder: whisper | hf_ssl.")
-    path: str | None = _f(None, "Local Hugging Face directory with pretrained weights; null builds random weights from `preset`.")
+    path: str | None = _f(None, "Pretrained weights: a Hugging Face directory, a faster-whisper/CTranslate2 directory or model.bin, an OpenAI .pt, or asset:NAME; null builds random weights from `preset`.")
     preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (`slamkit list encoders` shows them).")
     model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`).")
     trainable: Trainability = _f("frozen", "frozen | lora | full.")
     pad_to_30s: bool = _f(False, "whisper only: pad every clip to 30 s as original Whisper does (false runs on the real length).")
     layer: int | None = _f(None, "Use this hidden layer's output (negative counts from the top); null uses the last layer.")
     init_seed: int = _f(0, "Seed for random weights, so a run directory rebuilds the same random encoder.")
+    cache_dir: str | None = _f(None, "Directory for cached outputs of a frozen encoder; null disables the cache.")
+    cache_dtype: Literal["float32", "float16"] = _f("float16", "Storage precision of cached features.")
 
 
 @dataclass
@@ -86,7 +88,7 @@ class LoraConfig:
 class LLMConfig:
     """The causal LLM and how prompts are built."""
 
-    path: str | None = _f(None, "Local Hugging Face directory or a hub id (a hub id downloads); null builds `preset`.")
+    path: str | None = _f(None, "A Hugging Face directory, a .gguf file (dequantised once, then cached), asset:NAME/FILE, or a hub id (a hub id downloads); null builds `preset`.")
     preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (tiny: 2-layer Llama + byte tokenizer; `slamkit list llm-presets`).")
     trainable: Trainability = _f("lora", "frozen | lora | full.")
     dtype: str = _f("float32", "Weights dtype when loading: float32 | bfloat16 | float16.")

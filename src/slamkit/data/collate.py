@@ -35,6 +35,7 @@ class Example:
     target_ids: list[int]  # target tokens + eos (empty when decoding without references)
     target: str  # reference text
     extra: dict = field(default_factory=dict)
+    cache_key: str | None = None  # identity of the clip (file + crop) for the feature cache; None: not cacheable
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Batch:
     targets: list[str]
     skipped: int = 0  # samples dropped from this batch because their audio failed to load
     extras: list[dict] = field(default_factory=list)
+    cache_keys: list[str | None] = field(default_factory=list)  # [b] clip keys for the feature cache (may be empty)
 
     def to(self, device: torch.device | str) -> "Batch":
         """Move the tensors to ``device`` (returns self)."""
@@ -112,5 +114,5 @@ class Collator:
         return Batch(
             keys=[ex.key for ex in examples], audio=audio, audio_lengths=audio_lengths, input_ids=input_ids,
             attention_mask=mask, labels=labels, targets=[ex.target for ex in examples], skipped=skipped,
-            extras=[ex.extra for ex in examples],
+            extras=[ex.extra for ex in examples], cache_keys=[ex.cache_key for ex in examples],
         )

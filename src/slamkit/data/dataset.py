@@ -1,7 +1,9 @@
 """Dataset: manifest record -> waveform + prompt/target token ids.
 
-It knows nothing of the encoder or the LLM beyond two callables that turn text into ids. A
-sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
+It knows nothing of the encoder or the LLM beyond two callables that turn text into ids. Each
+example carries its clip's identity key (file identity + crop + sample rate, see
+:func:`slamkit.data.cache.clip_key`), which the model may use to serve frozen-encoder features
+from the feature cache. A sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
 the collator drops it and the loop counts it) and raises :class:`AudioError` otherwise.
 """
 
@@ -14,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from slamkit.data.audio import AudioError, audio_duration, load_audio
+from slamkit.data.cache import clip_key
 from slamkit.data.collate import Example
 from slamkit.data.manifest import Record
 
@@ -50,6 +53,9 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> Example | None:
         rec = self.records[index]
+        # The key is taken before reading: a file replaced in between then leaves an entry under
+        # the old identity (never asked for again), never old features under the new identity.
+        cache_key = self._cache_key(rec)
         try:
             audio = load_audio(rec.source, self.sample_rate, rec.offset, rec.duration)
         except AudioError as exc:
@@ -60,8 +66,15 @@ class SpeechDataset(Dataset):
         target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
         return Example(
             key=rec.key, audio=audio, prompt_ids=self._prompt(rec.prompt or self.default_prompt),
-            target_ids=target_ids, target=rec.target, extra=rec.extra,
+            target_ids=target_ids, target=rec.target, extra=rec.extra, cache_key=cache_key,
         )
+
+    def _cache_key(self, rec: Record) -> str | None:
+        """The clip's identity key; None when its file cannot be stat'ed (then it is never cached)."""
+        try:
+            return clip_key(rec.source, rec.offset, rec.duration, self.sample_rate)
+        except OSError:
+            return None
 
 
 def record_durations(records: Sequence[Record]) -> list[float | None]:

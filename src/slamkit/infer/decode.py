@@ -60,6 +60,9 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
                 hyps.update(zip(batch.keys, texts))
             bar.update(len(batch.keys) + batch.skipped)
     _write_hypotheses(records, hyps, Path(out))
+    stats = model.cache_stats()
+    if stats:
+        log.info("encoder feature cache: %d hits, %d misses (%d corrupt files rewritten)", stats["cache_hits"], stats["cache_misses"], stats["cache_corrupt"])
     failed = len(records) - len(hyps)
     if failed:
         log.warning("%d of %d clips could not be loaded; their lines carry an \"error\" field and an empty hypothesis", failed, len(records))

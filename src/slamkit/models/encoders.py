@@ -16,11 +16,13 @@ Each wraps the Hugging Face module as ``self.model`` and keeps its module names 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from slamkit.assets import resolve_path
 from slamkit.config import EncoderConfig
 from slamkit.registry import Registry
 
@@ -73,6 +75,7 @@ def build_encoder(cfg: EncoderConfig) -> AudioEncoder:
     is returned in eval mode (as ``from_pretrained`` does); the training loop switches modes.
     """
     cls = ENCODERS.get(cfg.name)
+    cfg = dataclasses.replace(cfg, path=resolve_path(cfg.path))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
         return cls.from_config(cfg).eval()

@@ -1,8 +1,10 @@
 """SpeechLLM: encode -> project -> splice into token embeddings -> causal LLM; generate().
 
-The model owns all length arithmetic (:meth:`SpeechLLM.audio_token_count`), the splice with its
-count check, the loss (summed over target tokens so the loop can normalise over an accumulation
-window), and batched generation with left padding where audio enters only in the prefill.
+The model owns all length arithmetic (:meth:`SpeechLLM.audio_token_count`), the feature cache of
+a frozen encoder (:mod:`slamkit.data.cache`: clips are looked up by the keys the dataset computed
+and only the misses run through the encoder), the splice with its count check, the loss (summed
+over target tokens so the loop can normalise over an accumulation window), and batched generation
+with left padding where audio enters only in the prefill.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from slamkit.config import Config, DecodeConfig
+from slamkit.config import Config, DecodeConfig, EncoderConfig
+from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
 from slamkit.data.collate import IGNORE_INDEX, Batch
 from slamkit.models.encoders import AudioEncoder, build_encoder
 from slamkit.models.llm import PromptBuilder, load_llm
@@ -47,6 +50,8 @@ class SpeechLLM(nn.Module):
         self.prompts = prompts
         self.audio_token_id = prompts.audio_token_id
         self.train_encoder = any(p.requires_grad for p in encoder.parameters())
+        self.feature_cache: FeatureCache | None = None
+        self._cache_spec: tuple[str, str, str] | None = None  # (root, config fingerprint, dtype)
 
     # ---- lengths -------------------------------------------------------------------------
     def audio_token_count(self, num_samples: int) -> int:
@@ -54,15 +59,56 @@ class SpeechLLM(nn.Module):
         frames = self.encoder.output_lengths(torch.tensor([num_samples]))
         return int(self.projector.output_lengths(frames)[0])
 
+    # ---- the feature cache ---------------------------------------------------------------
+    def attach_feature_cache(self, cfg: EncoderConfig) -> None:
+        """Serve this (frozen) encoder's outputs from ``cfg.cache_dir``.
+
+        The cache folder is chosen at first use, from the config fingerprint and a digest of the
+        encoder's weights as they are then (after any checkpoint was loaded).
+        """
+        if self.train_encoder:
+            log.warning("model.encoder.cache_dir is set but the encoder trains (trainable=%s): features are not cached", cfg.trainable)
+            return
+        assert cfg.cache_dir is not None
+        self._cache_spec = (cfg.cache_dir, encoder_fingerprint(cfg), cfg.cache_dtype)
+
+    def _active_cache(self) -> FeatureCache | None:
+        if self._cache_spec is None or self.train_encoder:
+            return None
+        if self.feature_cache is None:
+            root, fingerprint, dtype = self._cache_spec
+            self.feature_cache = FeatureCache.for_encoder(root, fingerprint, self.encoder, dtype)  # type: ignore[arg-type]
+            log.info("encoder feature cache: %s", self.feature_cache.dir)
+        return self.feature_cache
+
+    def cache_stats(self) -> dict[str, int]:
+        """Feature-cache counters (``cache_hits``, ``cache_misses``, …); empty when no cache is attached."""
+        if self._cache_spec is None or self.train_encoder:
+            return {}
+        return self.feature_cache.stats() if self.feature_cache else {"cache_hits": 0, "cache_misses": 0, "cache_corrupt": 0}
+
     # ---- the path of one batch -----------------------------------------------------------
-    def encode_audio(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """[b, t] waveform, [b] samples -> [b, t_p, d_llm] embeddings, [b] valid positions."""
+    def encode_audio(self, audio: Tensor, lengths: Tensor, cache_keys: list[str | None] | None = None) -> tuple[Tensor, Tensor]:
+        """[b, t] waveform, [b] samples -> [b, t_p, d_llm] embeddings, [b] valid positions.
+
+        ``cache_keys`` ([b] clip keys, None entries allowed) lets a frozen encoder with an attached
+        cache read stored features and run only on the clips it has not seen.
+        """
         if self.train_encoder:
             feats, feat_lengths = self.encoder(audio, lengths)
         else:
             with torch.no_grad():
-                feats, feat_lengths = self.encoder(audio, lengths)
+                feats, feat_lengths = self._frozen_features(audio, lengths, cache_keys)
         return self.projector(feats, feat_lengths)
+
+    def _frozen_features(self, audio: Tensor, lengths: Tensor, cache_keys: list[str | None] | None) -> tuple[Tensor, Tensor]:
+        """Encoder features ``[b, t_e, d_e]``, frames ``[b]``, through the cache when one is active."""
+        cache = self._active_cache()
+        if cache is None or not cache_keys or all(k is None for k in cache_keys):
+            return self.encoder(audio, lengths)
+        frames = self.encoder.output_lengths(lengths)
+        dtype = next(self.encoder.parameters()).dtype
+        return cached_encode(cache, self.encoder, audio, lengths, list(cache_keys), frames, dtype)
 
     def splice(self, input_ids: Tensor, audio_embeds: Tensor, audio_lengths: Tensor) -> Tensor:
         """Token embeddings of ``input_ids`` [b, s] with audio written at placeholder positions.
@@ -82,7 +128,7 @@ class SpeechLLM(nn.Module):
 
     def inputs_embeds(self, batch: Batch) -> Tensor:
         """The LLM input embeddings [b, s, d_llm] for a collated batch."""
-        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths)
+        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
         return self.splice(batch.input_ids, audio_embeds, audio_lengths)
 
     def forward(self, batch: Batch) -> LossOutput:
@@ -133,7 +179,10 @@ def build_model(cfg: Config) -> SpeechLLM:
     encoder = apply_trainability(encoder, m.encoder.trainable, m.lora, m.lora.encoder_target_modules)
     projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
     llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
-    return SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
+    model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
+    if m.encoder.cache_dir:
+        model.attach_feature_cache(m.encoder)
+    return model
 
 
 def parameter_report(model: SpeechLLM) -> dict[str, tuple[int, int]]:

