@@ -141,6 +141,22 @@ def cmd_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from slamkit.demo import DemoOptions, run_demo
+
+    kwargs = dict(out=Path(args.out), encoder=args.encoder, whisper=not args.no_whisper, reference=not args.no_reference,
+                  overrides=args.overrides)
+    if args.minutes is not None:
+        kwargs["minutes"] = args.minutes
+    opts = DemoOptions.quick(**kwargs) if args.quick else DemoOptions(**kwargs)
+    report = run_demo(opts)
+    print(json.dumps({k: report[k] for k in ("wer", "reference_wer", "whisper_wer", "train_seconds", "peak_rss_mb")}))
+    print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from slamkit.models.encoders import ENCODERS, preset_names
     from slamkit.models.llm import LLM_PRESETS
@@ -222,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "install", "path"], help="list: status of every asset; install NAME; path NAME")
     p.add_argument("name", nargs="?", help="asset name (see `slamkit assets list`)")
     p.set_defaults(func=cmd_assets)
+
+    p = sub.add_parser("demo", help="the main job: train a real speech LLM on this machine and test it on real speech",
+                       description="Installs the assets (Whisper, SmolLM2-135M, TTS voices, real recorded speech) once, "
+                       "synthesises training speech, trains within a time budget, decodes real recorded speech with "
+                       "the new model, the shipped reference adapter and Whisper's own decoder, and writes a report "
+                       "(report.md, report.json, loss.png) into --out.", epilog=EPILOG_OVERRIDES)
+    p.add_argument("--out", default="runs/demo", help="report and work folder (default runs/demo)")
+    p.add_argument("--encoder", default="tiny.en", choices=["tiny.en", "base"], help="Whisper encoder (default tiny.en)")
+    p.add_argument("--minutes", type=float, default=None, help="training time budget in minutes (default 30; --quick: 2)")
+    p.add_argument("--quick", action="store_true", help="smoke test: little data, 2-minute budget, small evaluation sets")
+    p.add_argument("--no-whisper", action="store_true", help="skip Whisper's own decoder as reference point")
+    p.add_argument("--no-reference", action="store_true", help="skip evaluating the shipped reference adapter")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the demo recipe, e.g. data.batch_size=4")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("list", help="list registered encoders, projectors and LLM presets")
     p.add_argument("what", nargs="?", default="all", choices=["all", "encoders", "projectors", "llm-presets"])

@@ -131,6 +131,7 @@ class TrainConfig:
 
     output_dir: str = _f("runs/default", "Run directory: config.yaml, metrics.jsonl, checkpoints/, tensorboard/.")
     max_steps: int = _f(1000, "Optimizer steps to train.")
+    max_minutes: float | None = _f(None, "Wall-clock budget: stop (with a final checkpoint) once training has run this long; null: no limit.")
     lr: float = _f(1e-4, "Peak learning rate (AdamW).")
     projector_lr: float | None = _f(None, "Learning rate for the projector; null uses `lr`.")
     lora_lr: float | None = _f(None, "Learning rate for LoRA weights; null uses `lr`.")

@@ -192,6 +192,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
 
     model.train()
     stream = batch_stream(dataset, sampler, collator, cfg.data.num_workers)
+    started = time.perf_counter()
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
     while step < tc.max_steps:
@@ -203,11 +204,11 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         audio_seconds += stats["audio_seconds"]
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
-        if step % tc.log_every == 0 or step == tc.max_steps:
+        final = step == tc.max_steps or _over_budget(started, tc)
+        if step % tc.log_every == 0 or final:
             elapsed = time.perf_counter() - window_start
             logger.log({**stats, "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped, **model.cache_stats()}, step)
             window_start, audio_seconds = time.perf_counter(), 0.0
-        final = step == tc.max_steps
         if valid_loader is not None and ((tc.valid_every and step % tc.valid_every == 0) or final):
             metrics = validate(model, valid_loader, device, tc.precision)
             valid_loss = metrics["valid_loss"]
@@ -217,13 +218,18 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
             state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "scaler": scaler.state_dict(), "sampler": sampler.state_dict(), "rng": ckpt.rng_state(), "skipped": skipped}
             ckpt.save_checkpoint(tc.output_dir, step, model, state, valid_loss if valid_loader is not None and _validated(step, tc, final) else None, tc.keep_last)
-        if stop_at_step is not None and step >= stop_at_step:
+        if final or (stop_at_step is not None and step >= stop_at_step):
             break
     bar.close()
     logger.close()
     if skipped:
         log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", skipped)
     return TrainResult(Path(tc.output_dir), step, last_loss, valid_loss, skipped)
+
+
+def _over_budget(started: float, tc: TrainConfig) -> bool:
+    """True once this process has trained for ``train.max_minutes``."""
+    return tc.max_minutes is not None and time.perf_counter() - started >= 60 * tc.max_minutes
 
 
 def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
