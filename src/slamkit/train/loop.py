@@ -192,7 +192,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
 
     model.train()
     stream = batch_stream(dataset, sampler, collator, cfg.data.num_workers)
-    started = time.perf_counter()
+    started, first_step = time.perf_counter(), step
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
     while step < tc.max_steps:
@@ -202,6 +202,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         step += 1
         last_loss = stats["loss"]
         audio_seconds += stats["audio_seconds"]
+        bar.total = _expected_steps(started, step, tc, bar.total, first_step)
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
         final = step == tc.max_steps or _over_budget(started, tc)
@@ -225,6 +226,16 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     if skipped:
         log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", skipped)
     return TrainResult(Path(tc.output_dir), step, last_loss, valid_loss, skipped)
+
+
+def _expected_steps(started: float, step: int, tc: TrainConfig, current: int, first_step: int) -> int:
+    """The step the run will end at: ``max_steps``, or sooner when the time budget runs out first
+    (estimated from the pace so far), so the progress bar's ETA is the budget's."""
+    if tc.max_minutes is None or step <= first_step:
+        return current
+    per_step = (time.perf_counter() - started) / (step - first_step)
+    left = 60 * tc.max_minutes - (time.perf_counter() - started)
+    return min(tc.max_steps, step + max(int(left / per_step), 1))
 
 
 def _over_budget(started: float, tc: TrainConfig) -> bool:
