@@ -26,6 +26,7 @@ from pathlib import Path
 
 from slamkit.assets import asset_path
 from slamkit.config import load_config
+from slamkit.data.audio import load_audio
 from slamkit.data.manifest import read_manifest, write_manifest
 from slamkit.eval.metrics import score_file
 from slamkit.infer.decode import decode_manifest, load_run
@@ -182,6 +183,7 @@ def whisper_decode(model_dir: Path, sets: dict[str, Path], out: Path) -> dict[st
     """Whisper's own decoder (faster-whisper, int8, greedy) on the same clips, scored the same way."""
     from faster_whisper import WhisperModel
 
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per clip otherwise
     model = WhisperModel(str(model_dir), device="cpu", compute_type="int8")
     out.mkdir(parents=True, exist_ok=True)
     scores = {}
@@ -190,8 +192,6 @@ def whisper_decode(model_dir: Path, sets: dict[str, Path], out: Path) -> dict[st
         hyp = out / f"{name}.hyp.jsonl"
         with hyp.open("w") as f:
             for rec in read_manifest(manifest):
-                from slamkit.data.audio import load_audio
-
                 audio = load_audio(rec.source, 16000, rec.offset, rec.duration)
                 segments, _ = model.transcribe(audio, beam_size=1, language="en", condition_on_previous_text=False, vad_filter=False)
                 text = " ".join(s.text.strip() for s in segments)

@@ -184,9 +184,9 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     optimizer = build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))
     scaler = grad_scaler(tc.precision, device)
-    step, valid_loss = 0, None
+    step, valid_loss, log_window = 0, None, (0.0, 0)
     if latest is not None:
-        step, skipped = _resume(latest, model, optimizer, scheduler, scaler, sampler)
+        step, skipped, log_window = _resume(latest, model, optimizer, scheduler, scaler, sampler)
         log.info("resumed from %s (step %d)", latest.path, step)
     logger = MetricLogger(tc.output_dir, tc.tensorboard, resume_step=step if latest else None)
 
@@ -195,6 +195,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     started, first_step = time.perf_counter(), step
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
+    loss_sum, token_sum = log_window  # over the log window: the logged loss is its token-weighted mean
     while step < tc.max_steps:
         window, window_skipped = _next_window(stream, tc.grad_accum)
         skipped += window_skipped
@@ -202,14 +203,17 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         step += 1
         last_loss = stats["loss"]
         audio_seconds += stats["audio_seconds"]
+        loss_sum, token_sum = loss_sum + stats["loss"] * stats["tokens"], token_sum + stats["tokens"]
         bar.total = _expected_steps(started, step, tc, bar.total, first_step)
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
         final = step == tc.max_steps or _over_budget(started, tc)
         if step % tc.log_every == 0 or final:
             elapsed = time.perf_counter() - window_start
-            logger.log({**stats, "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped, **model.cache_stats()}, step)
-            window_start, audio_seconds = time.perf_counter(), 0.0
+            logger.log({**stats, "loss": loss_sum / max(token_sum, 1), "step_loss": stats["loss"],
+                        "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped,
+                        **model.cache_stats()}, step)
+            window_start, audio_seconds, loss_sum, token_sum = time.perf_counter(), 0.0, 0.0, 0
         if valid_loader is not None and ((tc.valid_every and step % tc.valid_every == 0) or final):
             metrics = validate(model, valid_loader, device, tc.precision)
             valid_loss = metrics["valid_loss"]
@@ -217,7 +221,8 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
             log.info("step %d: valid loss %.4f, token accuracy %.3f", step, valid_loss, metrics["valid_acc"])
         if step % tc.save_every == 0 or final:
             state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict(), "sampler": sampler.state_dict(), "rng": ckpt.rng_state(), "skipped": skipped}
+                     "scaler": scaler.state_dict(), "sampler": sampler.state_dict(), "rng": ckpt.rng_state(), "skipped": skipped,
+                     "log_window": (loss_sum, token_sum)}
             ckpt.save_checkpoint(tc.output_dir, step, model, state, valid_loss if valid_loader is not None and _validated(step, tc, final) else None, tc.keep_last)
         if final or (stop_at_step is not None and step >= stop_at_step):
             break
@@ -247,7 +252,8 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
     return final or bool(tc.valid_every and step % tc.valid_every == 0)
 
 
-def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.optim.Optimizer, scheduler, scaler, sampler: BucketBatchSampler) -> tuple[int, int]:
+def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.optim.Optimizer, scheduler, scaler,
+            sampler: BucketBatchSampler) -> tuple[int, int, tuple[float, int]]:
     ckpt.load_weights(model, latest.path)
     state = ckpt.load_state(latest.path)
     optimizer.load_state_dict(state["optimizer"])
@@ -255,7 +261,7 @@ def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.opti
     scaler.load_state_dict(state["scaler"])
     sampler.load_state_dict(state["sampler"])
     ckpt.set_rng_state(state["rng"])
-    return int(state["step"]), int(state.get("skipped", 0))
+    return int(state["step"]), int(state.get("skipped", 0)), tuple(state.get("log_window", (0.0, 0)))
 
 
 def _next_window(stream: Iterator[Batch], n: int) -> tuple[list[Batch], int]:
