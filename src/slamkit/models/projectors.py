@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slamkit.config import ProjectorConfig
+from slamkit.models.encoders import frame_mask
 from slamkit.registry import Registry
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "QFormerProjector",
     "attention_ignore_mask",
     "build_projector",
-    "lengths_to_mask",
     "projector_names",
 ]
 
@@ -45,20 +45,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Length and padding helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """Valid-position mask.
-
-    Args:
-        lengths: ``[b]`` integer counts of valid positions.
-        max_len: size of the time axis.
-
-    Returns:
-        ``[b, max_len]`` bool, True where the position is valid.
-    """
-    steps = torch.arange(max_len, device=lengths.device)
-    return steps[None, :] < lengths[:, None]
 
 
 def _ceil_div(lengths: Tensor, k: int) -> Tensor:
@@ -72,7 +58,7 @@ def _zero_past(x: Tensor, lengths: Tensor) -> Tensor:
     ``torch.where`` rather than a multiply by the mask: ``0 * nan`` is ``nan``, and padding may hold
     anything (uninitialised buffers, a cache of another length).
     """
-    mask = lengths_to_mask(lengths, x.shape[1])
+    mask = frame_mask(lengths, x.shape[1])
     return torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
@@ -377,7 +363,7 @@ class QFormerProjector(Projector):
         """
         b, t, d = feats.shape
         width = self.window if self.window is not None else t
-        valid = lengths_to_mask(lengths, t)
+        valid = frame_mask(lengths, t)
         feats = _pad_time(_zero_past(feats, lengths), width)
         valid = _pad_time(valid, width)
         n = feats.shape[1] // width

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from slamkit.config import Config, DecodeConfig, EncoderConfig
 from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
 from slamkit.data.collate import IGNORE_INDEX, Batch
-from slamkit.models.encoders import AudioEncoder, build_encoder
+from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask
 from slamkit.models.llm import PromptBuilder, load_llm
 from slamkit.models.peft import apply_trainability, count_parameters
 from slamkit.models.projectors import Projector, build_projector
@@ -123,7 +123,7 @@ class SpeechLLM(nn.Module):
         embed = self.llm.get_input_embeddings()
         # The placeholder id may lie outside the embedding table; its rows are overwritten anyway.
         embeds = embed(input_ids.masked_fill(is_audio, 0))
-        valid = torch.arange(audio_embeds.shape[1], device=audio_lengths.device)[None, :] < audio_lengths[:, None]
+        valid = frame_mask(audio_lengths, audio_embeds.shape[1])
         return embeds.masked_scatter(is_audio.unsqueeze(-1), audio_embeds[valid].to(embeds.dtype))
 
     def inputs_embeds(self, batch: Batch) -> Tensor:
