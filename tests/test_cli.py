@@ -81,3 +81,12 @@ def test_prepare_tones_and_list(tmp_path, capsys):
 
 def test_parser_builds():
     assert build_parser().prog == "slamkit"
+
+
+def test_overrides_after_options_reach_the_command(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("slamkit.infer.decode.decode", lambda run, manifest, out, overrides: seen.update(o=overrides) or 0)
+    assert main(["decode", "run", "--manifest", "m.jsonl", "--out", "h.jsonl", "decode.beam_size=4", "decode.batch_size=2"]) == 0
+    assert seen["o"] == ["decode.beam_size=4", "decode.batch_size=2"]
+    with pytest.raises(SystemExit):
+        main(["decode", "run", "--manifest", "m.jsonl", "--out", "h.jsonl", "--bogus"])

@@ -261,7 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slamkit`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may also follow options (`decode RUN --out H decode.beam_size=4`), which
+    # argparse leaves over when a positional list precedes the options.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or not all("=" in e and not e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
