@@ -119,6 +119,30 @@ def check_encoder_state(config: WhisperConfig, state: dict[str, Tensor], source:
         raise CheckpointError(f"{source}: encoder tensor shapes do not fit the config: {wrong[:5]}")
 
 
+def check_state_dict(expected: dict[str, tuple[int, ...]], state: dict[str, Tensor], source: str, fmt: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly the ``expected`` keys and shapes.
+
+    ``source`` names the file and ``fmt`` the format it was read as (e.g. "BEATs .pt (cfg + model)");
+    the message lists the first five missing and unexpected keys or mismatched shapes.
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: not a {fmt} checkpoint for this config: {len(missing)} missing keys {missing[:5]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:5]}"
+        )
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(shape)}" for k, shape in expected.items() if tuple(state[k].shape) != tuple(shape)]
+    if wrong:
+        raise CheckpointError(f"{source}: {fmt} tensor shapes do not fit the config: {wrong[:5]}")
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, Tensor], source: str, fmt: str) -> None:
+    """Load ``state`` into ``module`` after :func:`check_state_dict`: all keys, right shapes, or a clear error."""
+    check_state_dict({k: tuple(v.shape) for k, v in module.state_dict().items()}, state, source, fmt)
+    module.load_state_dict(state, strict=True)
+
+
 def _float32(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
