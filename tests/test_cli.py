@@ -90,3 +90,29 @@ def test_overrides_after_options_reach_the_command(monkeypatch):
     assert seen["o"] == ["decode.beam_size=4", "decode.batch_size=2"]
     with pytest.raises(SystemExit):
         main(["decode", "run", "--manifest", "m.jsonl", "--out", "h.jsonl", "--bogus"])
+
+
+def test_list_encoders_shows_every_encoder_with_its_rates(capsys):
+    from slamkit.models.encoders import ENCODERS, encoder_table
+
+    assert main(["list", "encoders"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["encoder", "sample", "rate"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == set(ENCODERS.names())
+    for row in encoder_table():
+        line = rows[str(row["name"])]
+        assert f"{row['sample_rate']} Hz" in line and f" {row['hidden_size']} " in line and f"{row['frame_rate']:g}" in line
+    mert = next(r for r in encoder_table() if r["name"] == "mert")
+    assert (mert["sample_rate"], mert["frame_rate"]) == (24000, 75.0)
+
+
+def test_readme_encoder_table_lists_every_encoder():
+    from pathlib import Path
+
+    from slamkit.models.encoders import ENCODERS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Encoders", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in ENCODERS.names() if f"| `{name}` |" not in section]
+    assert not missing, f"README's Encoders table lacks {missing}"

@@ -158,15 +158,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from slamkit.models.encoders import ENCODERS, preset_names
     from slamkit.models.llm import LLM_PRESETS
     from slamkit.models.projectors import PROJECTORS
 
-    encoders = [f"{name} (presets: {', '.join(preset_names(name))})" for name in ENCODERS.names()]
-    tables = {"encoders": encoders, "projectors": PROJECTORS.names(), "llm-presets": LLM_PRESETS.names()}
-    for name in [args.what] if args.what != "all" else tables:
+    if args.what in ("encoders", "all"):
+        print_encoder_table()
+    tables = {"projectors": PROJECTORS.names(), "llm-presets": LLM_PRESETS.names()}
+    for name in [args.what] if args.what in tables else tables if args.what == "all" else []:
         print(f"{name}: {', '.join(tables[name])}")
     return 0
+
+
+def print_encoder_table() -> None:
+    """Every registered encoder: sample rate, frame rate, width and size at its official preset, presets."""
+    from slamkit.models.encoders import encoder_table
+
+    header = ("encoder", "sample rate", "frames/s", "hidden", "params", "shown at", "presets")
+    rows = [(r["name"], f"{r['sample_rate']} Hz", f"{r['frame_rate']:g}", str(r["hidden_size"]), f"{r['parameters'] / 1e6:.1f} M", str(r["preset"]), str(r["presets"])) for r in encoder_table()]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,13 +45,15 @@ Trainability = Literal["frozen", "lora", "full"]
 class EncoderConfig:
     """The audio encoder (registry: ``slamkit.models.encoders.ENCODERS``)."""
 
-    name: str = _f("whisper", "Registered encoder: whisper | hf_ssl.")
-    path: str | None = _f(None, "Pretrained weights: a Hugging Face directory, a faster-whisper/CTranslate2 directory or model.bin, an OpenAI .pt, or asset:NAME; null builds random weights from `preset`.")
+    name: str = _f("whisper", "Registered encoder: whisper | hf_ssl | wav2vec2 | hubert | wavlm | data2vec_audio | beats | eat | emotion2vec | mert | clap | ast (`slamkit list encoders`).")
+    path: str | None = _f(None, "Pretrained weights in the encoder's official format (Whisper: HF directory, faster-whisper/CTranslate2 model.bin or OpenAI .pt; BEATs/EAT/emotion2vec: their .pt; the others: HF directories; see README \"Encoders\"), or asset:NAME; null builds random weights from `preset`.")
     preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (`slamkit list encoders` shows them).")
-    model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`).")
+    model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`; or name the family member directly in `name`).")
     trainable: Trainability = _f("frozen", "frozen | lora | full.")
     pad_to_30s: bool = _f(False, "whisper only: pad every clip to 30 s as original Whisper does (false runs on the real length).")
     layer: int | None = _f(None, "Use this hidden layer's output (negative counts from the top); null uses the last layer.")
+    layer_sum: bool = _f(False, "Self-supervised encoders: a learned softmax-weighted sum of all hidden layers instead of `layer` (its weights train; the feature cache is then off).")
+    unfreeze_top: int = _f(0, "Transformer encoders: also train the top N layers in full (on top of `trainable: frozen` or `lora`).")
     init_seed: int = _f(0, "Seed for random weights, so a run directory rebuilds the same random encoder.")
     cache_dir: str | None = _f(None, "Directory for cached outputs of a frozen encoder; null disables the cache.")
     cache_dtype: Literal["float32", "float16"] = _f("float16", "Storage precision of cached features.")

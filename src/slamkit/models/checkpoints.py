@@ -28,9 +28,10 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+from safetensors import safe_open
 from torch import Tensor
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -141,6 +142,44 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, Tensor], source:
     """Load ``state`` into ``module`` after :func:`check_state_dict`: all keys, right shapes, or a clear error."""
     check_state_dict({k: tuple(v.shape) for k, v in module.state_dict().items()}, state, source, fmt)
     module.load_state_dict(state, strict=True)
+
+
+def hf_weight_files(path: Path) -> list[Path]:
+    """The weight files of the HF directory ``path`` (sharded or single; safetensors preferred)."""
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            weight_map = json.loads((path / index).read_text())["weight_map"]
+            return sorted({path / name for name in weight_map.values()})
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        if (path / single).is_file():
+            return [path / single]
+    raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not)")
+
+
+def read_hf_tensors(files: list[Path], keep: Callable[[str], bool]) -> dict[str, Tensor]:
+    """The tensors of ``files`` whose key passes ``keep`` (others are never read from safetensors)."""
+    state: dict[str, Tensor] = {}
+    for file in files:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as f:
+                state.update({k: f.get_tensor(k) for k in f.keys() if keep(k)})
+        else:
+            loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            state.update({k: v for k, v in loaded.items() if keep(k)})
+    return state
+
+
+def read_hf_config(path: Path, model_types: tuple[str, ...]) -> dict[str, Any]:
+    """``config.json`` of ``path`` as a dict, after checking its ``model_type``."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is not a local directory")
+    file = path / "config.json"
+    if not file.is_file():
+        raise CheckpointError(f"{path}: no config.json (expected a Hugging Face directory)")
+    meta = json.loads(file.read_text())
+    if meta.get("model_type") not in model_types:
+        raise CheckpointError(f"{file}: model_type {meta.get('model_type')!r}, expected one of {list(model_types)}")
+    return meta
 
 
 def _float32(state: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -17,7 +17,7 @@ Each wraps the Hugging Face module as ``self.model`` and keeps its module names 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,23 @@ from torch import Tensor, nn
 from slamkit.assets import resolve_path
 from slamkit.config import EncoderConfig
 from slamkit.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderCard:
+    """What `slamkit list encoders` and the README say about a registered encoder.
+
+    Attributes:
+        preset: the official size whose sample rate, frame rate, width and parameter count are shown.
+        formats: checkpoint formats ``path`` accepts.
+        use: the tasks it is typically picked for.
+        lora: module names `lora.encoder_target_modules` should list for its attention.
+    """
+
+    preset: str
+    formats: str
+    use: str
+    lora: str = "q_proj, v_proj"
 
 
 class AudioEncoder(nn.Module):
@@ -41,6 +58,7 @@ class AudioEncoder(nn.Module):
     hidden_size: int
     frame_rate: float
     presets: ClassVar[tuple[str, ...]] = ()
+    card: ClassVar[EncoderCard | None] = None
 
     def forward(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``audio [b, t]`` float32, ``lengths [b]`` samples -> ``feats [b, t_e, d_e]``, ``frames [b]``.
@@ -62,6 +80,10 @@ class AudioEncoder(nn.Module):
     def preset_names(cls) -> list[str]:
         """Size presets this encoder accepts."""
         return list(cls.presets)
+
+    def transformer_layers(self) -> nn.ModuleList:
+        """The encoder's transformer blocks, bottom to top (``encoder.unfreeze_top`` unfreezes the last N)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its transformer layers")
 
 
 ENCODERS: Registry[type[AudioEncoder]] = Registry("encoder")
@@ -86,6 +108,25 @@ def preset_names(name: str) -> list[str]:
     return ENCODERS.get(name).preset_names()
 
 
+def encoder_table() -> list[dict[str, object]]:
+    """One row per registered encoder, measured on the meta device at its card's preset.
+
+    Keys: name, preset, sample_rate, frame_rate, hidden_size, parameters, presets, formats, use, lora.
+    """
+    rows = []
+    for name in ENCODERS.names():
+        cls = ENCODERS.get(name)
+        card = cls.card or EncoderCard(preset=cls.presets[0] if cls.presets else "", formats="", use="", lora="")
+        with torch.device("meta"):
+            enc = build_encoder(EncoderConfig(name=name, preset=card.preset))
+        rows.append(dict(
+            name=name, preset=card.preset, sample_rate=enc.sample_rate, frame_rate=float(enc.frame_rate),
+            hidden_size=enc.hidden_size, parameters=sum(p.numel() for p in enc.parameters()),
+            presets=", ".join(cls.preset_names()), formats=card.formats, use=card.use, lora=card.lora,
+        ))
+    return rows
+
+
 def frame_mask(lengths: Tensor, total: int) -> Tensor:
     """``[b]`` valid counts -> ``[b, total]`` bool, True on valid positions."""
     return torch.arange(total, device=lengths.device)[None, :] < lengths[:, None]
@@ -102,6 +143,62 @@ def select_layer(layer: int | None, num_layers: int) -> int:
     return index
 
 
+def unfreeze_encoder_parts(encoder: AudioEncoder, top_layers: int) -> None:
+    """After the trainability mode is applied: train learned layer weights and the top ``top_layers`` blocks.
+
+    Layer-sum weights (:class:`LayerSelector`) always train; they are part of the encoder's output
+    definition, not of the pretrained model.
+    """
+    for module in encoder.modules():
+        if isinstance(module, LayerSelector) and module.weights is not None:
+            module.weights.requires_grad_(True)
+    if top_layers <= 0:
+        return
+    layers = encoder.transformer_layers()
+    if top_layers > len(layers):
+        raise ValueError(f"model.encoder.unfreeze_top={top_layers}, but the encoder has only {len(layers)} transformer layers")
+    for layer in layers[len(layers) - top_layers :]:
+        layer.requires_grad_(True)
+
+
+class LayerSelector(nn.Module):
+    """One hidden layer, or a learned softmax-weighted sum of all of them (SUPERB-style).
+
+    Args:
+        layer: hidden-state index as in :func:`select_layer` (ignored when ``weighted``).
+        num_layers: transformer layers; ``hidden_states`` has ``num_layers + 1`` entries (0 = input
+            of the first layer).
+        weighted: learn one weight per hidden state (initialised equal; trains even when the rest
+            of the encoder is frozen, which also turns the feature cache off).
+    """
+
+    def __init__(self, layer: int | None, num_layers: int, weighted: bool = False) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.index = select_layer(layer, num_layers)
+        self.weights = nn.Parameter(torch.zeros(num_layers + 1)) if weighted else None
+
+    @property
+    def needs_all(self) -> bool:
+        """True when every hidden state is needed (weighted sum or a layer below the top)."""
+        return self.weights is not None or self.index != self.num_layers
+
+    def forward(self, hidden_states: Sequence[Tensor]) -> Tensor:
+        """``num_layers + 1`` tensors ``[b, t, d]`` -> ``[b, t, d]``."""
+        if len(hidden_states) != self.num_layers + 1:
+            raise ValueError(f"expected {self.num_layers + 1} hidden states, got {len(hidden_states)}")
+        if self.weights is None:
+            return hidden_states[self.index]
+        w = torch.softmax(self.weights.float(), dim=0).to(hidden_states[0].dtype)
+        return sum(wi * h for wi, h in zip(w, hidden_states))  # type: ignore[return-value]
+
+
 # Importing the implementations registers them; they import this module for the base class.
 from slamkit.models import ssl_encoder as _ssl_encoder  # noqa: E402,F401
 from slamkit.models import whisper_encoder as _whisper_encoder  # noqa: E402,F401
+from slamkit.models import beats as _beats  # noqa: E402,F401
+from slamkit.models import ast_encoder as _ast_encoder  # noqa: E402,F401
+from slamkit.models import clap_encoder as _clap_encoder  # noqa: E402,F401
+from slamkit.models import mert as _mert  # noqa: E402,F401
+from slamkit.models import eat as _eat  # noqa: E402,F401
+from slamkit.models import emotion2vec as _emotion2vec  # noqa: E402,F401

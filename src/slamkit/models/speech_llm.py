@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from slamkit.config import Config, DecodeConfig, EncoderConfig
 from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
 from slamkit.data.collate import IGNORE_INDEX, Batch
-from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask
+from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
 from slamkit.models.llm import PromptBuilder, load_llm
 from slamkit.models.peft import apply_trainability, count_parameters
 from slamkit.models.projectors import Projector, build_projector
@@ -190,6 +190,7 @@ def build_model(cfg: Config) -> SpeechLLM:
     d_llm = llm.get_input_embeddings().weight.shape[1]
     projector = build_projector(m.projector, encoder.hidden_size, d_llm)
     encoder = apply_trainability(encoder, m.encoder.trainable, m.lora, m.lora.encoder_target_modules)
+    unfreeze_encoder_parts(encoder, m.encoder.unfreeze_top)
     projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
     llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
     model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))

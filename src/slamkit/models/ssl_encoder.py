@@ -18,11 +18,20 @@ of the checkpoint, and we follow it:
   train mode computes the same features (augment in the data pipeline if wanted).
 - data2vec-audio's positional conv is a stack of convs; HF lets the padding's response leak
   from one into the next, so we zero padded frames between them (hooks set up at build time).
+- WavLM: HF's attention hands ``q_proj.weight`` … straight to ``F.multi_head_attention_forward``,
+  so LoRA wrapped around those modules would be skipped. We route WavLM attention through the
+  modules themselves (same numbers, tested), so LoRA on ``q_proj``/``v_proj`` works.
+
+Registered as ``hf_ssl`` (``model_type`` picks the family member for random presets) and under
+each member's own name: ``wav2vec2``, ``hubert``, ``wavlm``, ``data2vec_audio`` (a checkpoint of
+another type is refused). ``layer`` picks one hidden state (0 = the transformer's input, N = the
+last layer); ``layer_sum: true`` learns a softmax-weighted sum of all of them.
 """
 
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +51,10 @@ from transformers import (
     WavLMModel,
 )
 from transformers.models.data2vec.modeling_data2vec_audio import Data2VecAudioPositionalConvLayer
+from transformers.models.wavlm.modeling_wavlm import WavLMAttention
 
 from slamkit.config import EncoderConfig
-from slamkit.models.encoders import ENCODERS, AudioEncoder, frame_mask, select_layer
+from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
 
 SSL_MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
@@ -100,11 +110,18 @@ class SSLEncoder(AudioEncoder):
         model: the HF base model (kept as ``self.model``; LoRA finds ``q_proj``/``v_proj`` by name).
         normalize: zero-mean unit-variance per clip over its valid samples (see the module docs).
         layer: hidden layer to return (HF ``hidden_states`` numbering, negative from the top).
+        layer_sum: learn a weighted sum of all hidden states instead.
     """
 
     presets = tuple(SSL_PRESETS)
+    card = EncoderCard(
+        preset="large",
+        formats="Hugging Face directory of any family member (`model_type` picks one for presets)",
+        use="ASR (SLAM-ASR HuBERT / WavLM)",
+    )
+    model_type: str | None = None  # set by the per-family entries (wav2vec2, hubert, …)
 
-    def __init__(self, model: PreTrainedModel, normalize: bool, layer: int | None = None) -> None:
+    def __init__(self, model: PreTrainedModel, normalize: bool, layer: int | None = None, layer_sum: bool = False) -> None:
         super().__init__()
         self.model = model
         self.normalize = normalize
@@ -114,21 +131,28 @@ class SSLEncoder(AudioEncoder):
         for s in model.config.conv_stride:
             stride *= s
         self.frame_rate = self.sample_rate / stride
-        self.layer_index = select_layer(layer, model.config.num_hidden_layers)
+        self.layers = LayerSelector(layer, model.config.num_hidden_layers, weighted=layer_sum)
         self._valid_frames: Tensor | None = None  # set during forward for the pos-conv hooks
         for module in model.modules():
             if isinstance(module, Data2VecAudioPositionalConvLayer):
                 module.register_forward_pre_hook(self._zero_padded_frames)
+            if isinstance(module, WavLMAttention):
+                module.torch_multi_head_self_attention = types.MethodType(wavlm_attention_through_modules, module)
 
     @classmethod
     def from_config(cls, cfg: EncoderConfig) -> "SSLEncoder":
         """Pretrained from ``cfg.path`` (a local HF directory) or random ``cfg.model_type`` at ``cfg.preset``."""
+        model_type = cls.model_type or cfg.model_type
         if cfg.path:
-            model, normalize = load_ssl_model(cfg.path)
+            model, normalize = load_ssl_model(cfg.path, expect=cls.model_type)
         else:
-            config = ssl_preset_config(cfg.model_type, cfg.preset)
-            model, normalize = SSL_MODELS[cfg.model_type][1](config), uses_layer_norm_extractor(config)
-        return cls(model, normalize=normalize, layer=cfg.layer)
+            config = ssl_preset_config(model_type, cfg.preset)
+            model, normalize = SSL_MODELS[model_type][1](config), uses_layer_norm_extractor(config)
+        return cls(model, normalize=normalize, layer=cfg.layer, layer_sum=cfg.layer_sum)
+
+    def transformer_layers(self) -> nn.ModuleList:
+        """The transformer's layers, bottom to top."""
+        return self.model.encoder.layers
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Samples ``[b]`` -> frames ``[b]`` after the conv feature extractor (no padding in its convs)."""
@@ -153,17 +177,17 @@ class SSLEncoder(AudioEncoder):
 
     def _run_model(self, audio: Tensor, valid: Tensor, frames: Tensor) -> Tensor:
         """The HF model on ``audio [b, t]``; returns the selected hidden layer ``[b, t_e', hidden]``."""
-        last = self.layer_index == self.model.config.num_hidden_layers
+        every = self.layers.needs_all
         self._valid_frames = frames
         try:
             out = self.model(
                 audio,
                 attention_mask=valid.long() if self.use_attention_mask else None,
-                output_hidden_states=not last,
+                output_hidden_states=every,
             )
         finally:
             self._valid_frames = None
-        return out.last_hidden_state if last else out.hidden_states[self.layer_index]
+        return self.layers(out.hidden_states) if every else out.last_hidden_state
 
     def _zero_padded_frames(self, module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
         """Pre-hook on a positional conv layer: zero its input ``[b, hidden, t]`` past each clip."""
@@ -186,8 +210,11 @@ def normalize_waveform(audio: Tensor, lengths: Tensor, eps: float = 1e-7) -> Ten
     return ((audio - mean) / torch.sqrt(var + eps)).masked_fill(~valid, 0.0)
 
 
-def load_ssl_model(path: str | Path) -> tuple[PreTrainedModel, bool]:
-    """The base model in the local HF directory ``path`` (float32, SpecAugment off) and whether to normalise."""
+def load_ssl_model(path: str | Path, expect: str | None = None) -> tuple[PreTrainedModel, bool]:
+    """The base model in the local HF directory ``path`` (float32, SpecAugment off) and whether to normalise.
+
+    ``expect`` (a ``SSL_MODELS`` name) refuses a directory holding another family member.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"hf_ssl encoder path {str(path)!r} is not a local directory")
@@ -195,6 +222,8 @@ def load_ssl_model(path: str | Path) -> tuple[PreTrainedModel, bool]:
     model_type = config.model_type.replace("_", "-")
     if model_type not in SSL_MODELS:
         raise ValueError(f"{path}: model_type {config.model_type!r} is not one of {', '.join(SSL_MODELS)}")
+    if expect is not None and model_type != expect:
+        raise ValueError(f"{path / 'config.json'}: model_type {config.model_type!r}, but the encoder is {expect!r} (set model.encoder.name to {model_type.replace('-', '_')!r})")
     config.apply_spec_augment = False
     # The base-model class drops task heads (CTC, …) and strips their prefix from the weights.
     model = SSL_MODELS[model_type][1].from_pretrained(path, config=config, dtype=torch.float32)
@@ -209,3 +238,46 @@ def _normalize_setting(path: Path, config: PretrainedConfig) -> bool:
         if setting is not None:
             return bool(setting)
     return uses_layer_norm_extractor(config)
+
+
+# The size each family member is shown at in `slamkit list encoders`, and what it is used for.
+_FAMILY_CARDS = {
+    "wav2vec2": ("large", "ASR"),
+    "hubert": ("xlarge", "ASR (SLAM-ASR's best SSL encoder)"),
+    "wavlm": ("large", "ASR, speaker-aware tasks"),
+    "data2vec-audio": ("large", "ASR"),
+}
+
+
+def _family_entry(model_type: str) -> type[SSLEncoder]:
+    """An ``SSLEncoder`` subclass fixed to ``model_type``, registered under its own name."""
+    preset, use = _FAMILY_CARDS[model_type]
+    card = EncoderCard(preset=preset, formats=f"Hugging Face {model_type} directory (task heads such as CTC dropped)", use=use)
+    attrs = {"model_type": model_type, "card": card, "__doc__": f"``hf_ssl`` fixed to {model_type}."}
+    cls = type(f"{model_type.title().replace('-', '')}Encoder", (SSLEncoder,), attrs)
+    return ENCODERS.register(model_type.replace("-", "_"))(cls)
+
+
+for _name in SSL_MODELS:
+    _family_entry(_name)
+
+
+def wavlm_attention_through_modules(self: WavLMAttention, hidden_states: Tensor, attention_mask: Tensor | None, gated_position_bias: Tensor) -> tuple[Tensor, Tensor]:
+    """WavLM self-attention computed with ``q_proj``/``k_proj``/``v_proj``/``out_proj`` called as modules.
+
+    Same arithmetic as HF's ``torch_multi_head_self_attention`` (``hidden [b, t, d]``, key padding
+    mask ``[b, t]`` with 1 = valid, bias ``[b * heads, t, t]``) -> ``([b, t, d], weights [b, heads, t, t])``,
+    but adapters wrapped around the projections (LoRA) take part.
+    """
+    b, t, d = hidden_states.shape
+    heads = self.num_heads
+    split = lambda x: x.view(b, t, heads, d // heads).transpose(1, 2)  # noqa: E731
+    q = split(self.q_proj(hidden_states)) * (d // heads) ** -0.5
+    k, v = split(self.k_proj(hidden_states)), split(self.v_proj(hidden_states))
+    bias = gated_position_bias.view(b, heads, t, t)
+    if attention_mask is not None:
+        bias = bias.masked_fill(attention_mask.ne(1)[:, None, None, :], float("-inf"))
+    weights = torch.softmax(q @ k.transpose(-1, -2) + bias, dim=-1)
+    weights = nn.functional.dropout(weights, self.dropout, self.training)
+    out = (weights @ v).transpose(1, 2).reshape(b, t, d)
+    return self.out_proj(out), weights

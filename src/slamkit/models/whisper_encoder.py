@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import WhisperConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -32,7 +32,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from slamkit.config import EncoderConfig
 from slamkit.data.frontends import HOP_LENGTH, WhisperLogMel, mel_frame_count
 from slamkit.models.checkpoints import CheckpointError, WhisperCheckpointFormat, is_ctranslate2_model, read_whisper_encoder, register_format
-from slamkit.models.encoders import ENCODERS, AudioEncoder, frame_mask, select_layer
+from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, frame_mask, select_layer
 
 # name: (d_model, layers, heads, mel bins); the FFN is 4 * d_model except where noted.
 WHISPER_PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -83,6 +83,11 @@ class WhisperAudioEncoder(AudioEncoder):
     """
 
     presets = tuple(WHISPER_PRESETS)
+    card = EncoderCard(
+        preset="large-v3",
+        formats="Hugging Face directory, faster-whisper / CTranslate2 `model.bin` (split parts joined), OpenAI `.pt`",
+        use="ASR, contextual biasing (SLAM-ASR)",
+    )
     frame_rate = 16_000 / (2 * HOP_LENGTH)
 
     def __init__(self, model: WhisperEncoder, pad_to_30s: bool = False, layer: int | None = None) -> None:
@@ -96,8 +101,14 @@ class WhisperAudioEncoder(AudioEncoder):
     @classmethod
     def from_config(cls, cfg: EncoderConfig) -> "WhisperAudioEncoder":
         """Pretrained from ``cfg.path`` (HF directory, CTranslate2 model or OpenAI ``.pt``) or random from ``cfg.preset``."""
+        if cfg.layer_sum:
+            raise ValueError("model.encoder.layer_sum: the whisper encoder takes one layer (model.encoder.layer); weighted sums are for self-supervised encoders")
         model = load_whisper_encoder(cfg.path) if cfg.path else WhisperEncoder(whisper_preset_config(cfg.preset))
         return cls(model, pad_to_30s=cfg.pad_to_30s, layer=cfg.layer)
+
+    def transformer_layers(self) -> nn.ModuleList:
+        """Whisper's encoder layers, bottom to top."""
+        return self.model.layers
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Samples ``[b]`` -> encoder frames ``[b]``: mel frames n // 160 (<= 3000), then conv2's stride 2."""
