@@ -116,3 +116,19 @@ def test_readme_encoder_table_lists_every_encoder():
     section = readme.split("## Encoders", 1)[1].split("\n## ", 1)[0]
     missing = [name for name in ENCODERS.names() if f"| `{name}` |" not in section]
     assert not missing, f"README's Encoders table lacks {missing}"
+
+
+def test_bench_encoders_reports_ratios_against_the_baseline(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "encoders", "--encoders", "beats", "mert", "--preset", "test", "--seconds", "1", "--repeats", "1", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [r["encoder"] for r in rows] == ["whisper (padded to 30 s)", "beats", "mert"]
+    assert rows[0]["speed_vs_baseline"] == 1.0 and rows[0]["frames"] == 50  # valid frames; the 30 s window is computed
+    assert rows[2]["frames"] == 74  # 1 s at 24 kHz, 75 frames/s (conv edges)
+    for r in rows:
+        assert r["seconds"] > 0 and abs(r["speed_vs_baseline"] - rows[0]["seconds"] / r["seconds"]) < 0.01 + 0.01 * r["speed_vs_baseline"]
+        assert f"| {r['encoder']} |" in table
+    assert main(["bench", "encoders", "--encoders", "nope"]) == 2
+    assert "unknown encoders ['nope']" in capsys.readouterr().err
