@@ -107,3 +107,18 @@ def test_unfreeze_top_with_lora_keeps_the_adapters_training() -> None:
     names = [n for n, p in enc.named_parameters() if p.requires_grad]
     assert any("layers.0." in n and "lora_" in n for n in names)
     assert any("layers.1." in n and "lora_" not in n for n in names)
+
+
+def test_an_incomplete_hf_checkpoint_is_refused_not_randomly_filled(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+    from transformers import HubertModel
+
+    from slamkit.models.checkpoints import CheckpointError
+
+    HubertModel(ssl_preset_config("hubert", "test")).save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    dropped = next(k for k in sorted(weights) if "layers.1.attention.v_proj.weight" in k)
+    del weights[dropped]
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"not a complete Hugging Face hubert checkpoint.*1 missing keys.*layers\.1\.attention\.v_proj\.weight"):
+        build_encoder(EncoderConfig(name="hubert", path=str(tmp_path)))

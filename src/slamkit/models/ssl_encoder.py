@@ -31,6 +31,7 @@ last layer); ``layer_sum: true`` learns a softmax-weighted sum of all of them.
 from __future__ import annotations
 
 import json
+import logging
 import types
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,10 @@ from transformers.models.data2vec.modeling_data2vec_audio import Data2VecAudioPo
 from transformers.models.wavlm.modeling_wavlm import WavLMAttention
 
 from slamkit.config import EncoderConfig
+from slamkit.models.checkpoints import CheckpointError
 from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
+
+log = logging.getLogger(__name__)
 
 SSL_MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
@@ -226,8 +230,29 @@ def load_ssl_model(path: str | Path, expect: str | None = None) -> tuple[PreTrai
         raise ValueError(f"{path / 'config.json'}: model_type {config.model_type!r}, but the encoder is {expect!r} (set model.encoder.name to {model_type.replace('-', '_')!r})")
     config.apply_spec_augment = False
     # The base-model class drops task heads (CTC, …) and strips their prefix from the weights.
-    model = SSL_MODELS[model_type][1].from_pretrained(path, config=config, dtype=torch.float32)
+    model, info = SSL_MODELS[model_type][1].from_pretrained(path, config=config, dtype=torch.float32, output_loading_info=True)
+    _refuse_partial_load(path, model_type, info)
     return model, _normalize_setting(path, config)
+
+
+# Created by HF at build time and absent from many released files; never used with SpecAugment off.
+_OPTIONAL_KEYS = ("masked_spec_embed",)
+
+
+def _refuse_partial_load(path: Path, model_type: str, info: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointError` when HF left weights missing or mismatched (it would initialise them randomly).
+
+    Unexpected keys are task heads (CTC, classifiers) the base model drops; they are logged, not errors.
+    """
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith(_OPTIONAL_KEYS)]
+    mismatched = [f"{k} {tuple(a)} != {tuple(b)}" for k, a, b in info.get("mismatched_keys", [])]
+    if missing or mismatched:
+        raise CheckpointError(
+            f"{path}: not a complete Hugging Face {model_type} checkpoint for its config.json: "
+            f"{len(missing)} missing keys {sorted(missing)[:5]}, mismatched shapes {mismatched[:5]}"
+        )
+    if info.get("unexpected_keys"):
+        log.info("%s: dropped %d weights of task heads (e.g. %s)", path, len(info["unexpected_keys"]), sorted(info["unexpected_keys"])[:3])
 
 
 def _normalize_setting(path: Path, config: PretrainedConfig) -> bool:

@@ -1,0 +1,65 @@
+"""Copy one checkpoint of a training run into the package as a shipped reference adapter.
+
+    python scripts/ship_reference.py RUN_DIR --step N [--name demo_asr_tiny_en] [key=value …]
+
+Writes ``src/slamkit/reference/NAME/``: ``config.yaml`` (the run's config, machine paths replaced
+by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings), the checkpoint's
+``model.safetensors`` stored in float16 (the trainable weights only: projector + LoRA) with its
+``meta.json``, and the run's ``metrics.jsonl`` up to that step. ``slamkit demo`` finds it through
+``slamkit.demo.reference_run_dir``; the folder's README (written by hand) says how it was trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from slamkit.config import dump_config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+PORTABLE = {
+    "train.output_dir": "runs/reference_tiny_en",
+    "data.train": "~/.cache/slamkit/data/demo/tts-8000-0/train.jsonl",
+    "data.valid": "~/.cache/slamkit/data/demo/tts-8000-0/valid.jsonl",
+}
+
+
+def ship(run_dir: Path, step: int, name: str, overrides: list[str]) -> Path:
+    """Write the reference folder; returns it."""
+    src = run_dir / "checkpoints" / f"step_{step:08d}"
+    if not (src / "meta.json").is_file():
+        raise SystemExit(f"{src}: no complete checkpoint (meta.json missing)")
+    dest = REPO / "src" / "slamkit" / "reference" / name
+    ckpt_dest = dest / "checkpoints" / src.name
+    if dest.exists():
+        shutil.rmtree(dest / "checkpoints", ignore_errors=True)
+    ckpt_dest.mkdir(parents=True)
+    cfg = load_config(run_dir / "config.yaml", [f"{k}={v}" for k, v in PORTABLE.items()] + overrides)
+    dump_config(cfg, dest / "config.yaml")
+    weights = load_file(str(src / "model.safetensors"))
+    save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}, str(ckpt_dest / "model.safetensors"))
+    shutil.copy2(src / "meta.json", ckpt_dest / "meta.json")
+    lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    (dest / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--name", default="demo_asr_tiny_en")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    dest = ship(args.run_dir, args.step, args.name, args.overrides)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"{dest}: {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
