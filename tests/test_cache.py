@@ -164,7 +164,7 @@ def test_dataset_and_collator_carry_keys(tmp_path, frozen_model):
     wav = _wav(tmp_path / "a.wav")
     recs = [Record("a", str(wav), "x"), Record("b", str(wav), "x", offset=0.1), Record("c", str(tmp_path / "gone.wav"), "x")]
     prompts = frozen_model.prompts
-    ds = SpeechDataset(recs, 16000, prompts.prompt_ids, prompts.target_ids, "hi")
+    ds = SpeechDataset(recs, 16000, prompts.prompt_ids, prompts.target_ids, lambda rec: "hi")
     assert ds[0].cache_key == clip_key(wav, 0.0, None, 16000)
     assert ds[1].cache_key not in (None, ds[0].cache_key)
     batch = Collator(frozen_model.audio_token_id, prompts.tokenizer.pad_token_id, frozen_model.audio_token_count)([ds[0], ds[1], ds[2]])
@@ -174,7 +174,7 @@ def test_dataset_and_collator_carry_keys(tmp_path, frozen_model):
 def test_changed_audio_file_is_never_served_stale(tmp_path, frozen_model):
     wav = _wav(tmp_path / "a.wav", seed=0)
     prompts = frozen_model.prompts
-    ds = SpeechDataset([Record("a", str(wav), "x")], 16000, prompts.prompt_ids, prompts.target_ids, "hi")
+    ds = SpeechDataset([Record("a", str(wav), "x")], 16000, prompts.prompt_ids, prompts.target_ids, lambda rec: "hi")
     collate = Collator(frozen_model.audio_token_id, prompts.tokenizer.pad_token_id, frozen_model.audio_token_count)
     with torch.no_grad():
         first = frozen_model.inputs_embeds(collate([ds[0]]))

@@ -132,3 +132,40 @@ def test_bench_encoders_reports_ratios_against_the_baseline(tmp_path, capsys):
         assert f"| {r['encoder']} |" in table
     assert main(["bench", "encoders", "--encoders", "nope"]) == 2
     assert "unknown encoders ['nope']" in capsys.readouterr().err
+
+
+def test_score_picks_the_metric_from_the_task(tmp_path, capsys):
+    hyps = tmp_path / "h.jsonl"
+    lines = [
+        {"key": "a", "hyp": "call kubernetes now", "ref": "call Kubernetes now", "task": "asr_biasing", "biasing_words": ["Kubernetes", "zebra"]},
+        {"key": "b", "hyp": "visit zanzi bar", "ref": "visit Zanzibar", "task": "asr_biasing", "biasing_words": ["Zanzibar"]},
+    ]
+    hyps.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["score", str(hyps)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metric"] == "bwer" and out["normalizer"] == "librispeech"
+    # 5 reference words, 2 biased (kubernetes, zanzibar). zanzibar -> "zanzi bar" aligns as a substitution
+    # (biased) + an insertion of "bar", which counts as unbiased because the inserted word is not a biasing word.
+    assert out["b_wer"] == 0.5 and abs(out["u_wer"] - 1 / 3) < 1e-9 and abs(out["wer"] - 2 / 5) < 1e-9
+
+
+def test_score_caption_metric_from_the_cli(tmp_path, capsys):
+    import shutil
+
+    import pytest
+
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed (apt-get install default-jre-headless): the PTB tokenizer and METEOR need it")
+    hyps = tmp_path / "h.jsonl"
+    lines = [{"key": "a", "hyp": "a dog barks", "ref": ["a dog is barking", "dog barking loudly"], "task": "aac"},
+             {"key": "b", "hyp": "rain falls on a roof", "ref": "rain falling on a tin roof", "task": "aac"}]
+    hyps.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["score", str(hyps)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d"} <= set(out) and out["metric"] == "caption"
+    assert 0 < out["bleu_1"] <= 1 and 0 < out["meteor"] < 1 and "spice" in out["unavailable"]
+
+
+def test_prepare_caption_corpus_errors_name_the_folder(tmp_path, capsys):
+    assert main(["prepare", "clotho", str(tmp_path / "nope"), "--out", str(tmp_path / "m.jsonl")]) == 2
+    assert "nope" in capsys.readouterr().err

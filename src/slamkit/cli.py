@@ -111,6 +111,44 @@ def cmd_prepare_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_captions(args: argparse.Namespace) -> int:
+    """`prepare clotho|audiocaps|musiccaps|secap DIR --out M`: the official layout to our manifest."""
+    import slamkit.data.corpora  # noqa: F401  (registers the captioning corpora)
+    from slamkit.data.prepare import CORPORA, CorpusError
+
+    options = ("split", "audio_dir", "per_caption", "prompt")
+    kwargs = {k: getattr(args, k) for k in options if getattr(args, k, None) not in (None, False)}
+    try:
+        print(json.dumps(CORPORA.get(args.corpus)(args.root, args.out, **kwargs)))
+    except CorpusError as exc:
+        print(f"slamkit prepare {args.corpus}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# name -> (help, accepts --audio-dir, accepts --per-caption, splits)
+_CAPTION_CORPORA = {
+    "clotho": ("Clotho v2 (clotho_captions_<split>.csv + audio folders), task aac", False, True, "development | validation | evaluation (default: all found)"),
+    "audiocaps": ("AudioCaps (train/val/test.csv; audio you downloaded, named by YouTube id), task aac", True, True, "train | val | test (default: all)"),
+    "musiccaps": ("MusicCaps (musiccaps-public.csv; audio you downloaded, named by ytid), task mc", True, False, "train | test (is_audioset_eval) (default: all)"),
+    "secap": ("SECap emotion-caption test set (dataset/fid2captions.json + wav/), task sec", False, False, "test"),
+}
+
+
+def _add_caption_corpora(prep: argparse._SubParsersAction) -> None:
+    for corpus, (text, audio_dir, per_caption, splits) in _CAPTION_CORPORA.items():
+        t = prep.add_parser(corpus, help=f"manifest of {text}")
+        t.add_argument("root", metavar="DIR", help="the corpus folder as downloaded (its official layout)")
+        t.add_argument("--out", required=True, help="output manifest (JSONL): one line per clip, all captions in `references`")
+        t.add_argument("--split", default=None, help=f"split: {splits}")
+        if audio_dir:
+            t.add_argument("--audio-dir", default=None, help="folder of the audio you downloaded (default: DIR)")
+        if per_caption:
+            t.add_argument("--per-caption", action="store_true", help="one line per caption (training only; never score such a manifest)")
+        t.add_argument("--prompt", default=None, help="prompt written into each line (default: the task's)")
+        t.set_defaults(func=cmd_prepare_captions)
+
+
 def cmd_prepare_librispeech(args: argparse.Namespace) -> int:
     from slamkit.data.prepare import prepare_librispeech
 
@@ -218,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score a hypothesis JSONL ({key, hyp, ref} lines); prints one JSON object")
     p.add_argument("hyps", help="JSONL written by `slamkit decode`")
-    p.add_argument("--metric", default="wer", help="wer (default) or cer")
-    p.add_argument("--normalizer", default="whisper", help="whisper (default, Whisper's English rules), basic or none")
+    p.add_argument("--metric", default=None, help="wer | cer | bwer (WER, B-WER, U-WER; lines carry biasing_words) | caption (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; needs Java); default: the lines' task (`slamkit decode` writes it), else wer")
+    p.add_argument("--normalizer", default=None, help="whisper (Whisper's English rules; default for wer/cer), librispeech (default for bwer), basic or none")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("normalize", help="normalise text lines from stdin (as `score` does before comparing)")
@@ -258,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         if corpus == "librivox":
             t.add_argument("--cards", action="store_true", default=None, help="also write cards.jsonl (5 short clips)")
         t.set_defaults(func=cmd_prepare_corpus)
+    _add_caption_corpora(prep)
     t = prep.add_parser("librispeech", help="manifest of a LibriSpeech folder (the root or one subset)")
     t.add_argument("root", metavar="DIR", help="LibriSpeech/ or LibriSpeech/<subset>/")
     t.add_argument("--out", required=True, help="output manifest (JSONL)")

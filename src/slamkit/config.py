@@ -118,7 +118,8 @@ class DataConfig:
 
     train: str | None = _f(None, "Training manifest (JSONL).")
     valid: str | None = _f(None, "Validation manifest (JSONL); null skips validation.")
-    prompt: str = _f("Transcribe the speech.", "Prompt used when a record has no `prompt`.")
+    task: str = _f("asr", "The run's task for records without a `task` field: asr | asr_biasing | aac | sec | mc | st | vsr (its default prompt and metric).")
+    prompt: str | None = _f(None, "Prompt for records with neither `prompt` nor `task`; null uses the task's default prompt. `{field}` placeholders are filled from the record.")
     batch_size: int = _f(8, "Maximum utterances per batch.")
     batch_seconds: float | None = _f(None, "Audio-seconds budget per batch (duration bucketing); null uses `batch_size` only.")
     bucket: bool = _f(True, "Group clips of similar duration into batches (less padding).")

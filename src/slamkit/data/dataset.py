@@ -32,14 +32,15 @@ class SpeechDataset(Dataset):
         sample_rate: int,
         prompt_ids: Callable[[str], list[int]],
         target_ids: Callable[[str], list[int]] | None,
-        default_prompt: str,
+        prompt_for: Callable[[Record], str],
         skip_errors: bool = True,
     ) -> None:
         self.records = list(records)
         self.sample_rate = sample_rate
         self.prompt_ids = prompt_ids
         self.target_ids = target_ids
-        self.default_prompt = default_prompt
+        # Resolved up front: an unknown task or a missing prompt field fails before any training.
+        self.prompts = [prompt_for(rec) for rec in self.records]
         self.skip_errors = skip_errors
         self._prompt_cache: dict[str, list[int]] = {}
 
@@ -65,7 +66,7 @@ class SpeechDataset(Dataset):
             return None
         target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
         return Example(
-            key=rec.key, audio=audio, prompt_ids=self._prompt(rec.prompt or self.default_prompt),
+            key=rec.key, audio=audio, prompt_ids=self._prompt(self.prompts[index]),
             target_ids=target_ids, target=rec.target, extra=rec.extra, cache_key=cache_key,
         )
 

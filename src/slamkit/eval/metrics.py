@@ -160,7 +160,8 @@ def _parse_line(raw: bytes, where: str) -> HypRecord:
             raise ValueError(f"{where}: field {name!r} must be a string, got {got}")
     if not _is_ref(obj["ref"]):
         got = type(obj["ref"]).__name__
-        raise ValueError(f"{where}: field 'ref' must be a string or a list of strings, got {got}")
+        detail = "an empty list" if obj["ref"] == [] else f"a {got}" + (" with a non-string item" if isinstance(obj["ref"], list) else "")
+        raise ValueError(f"{where}: field 'ref' must be a string or a non-empty list of strings, got {detail}")
     extra = {k: v for k, v in obj.items() if k not in ("key", "hyp", "ref")}
     return HypRecord(obj["key"], obj["hyp"], obj["ref"], where, extra)
 
@@ -198,16 +199,41 @@ def score_records(
     return {**result, "metric": metric, "normalizer": normalizer}
 
 
+# Normaliser each metric uses unless one is named (B-WER matches words LibriSpeech-style; captions tokenise with PTB).
+METRIC_NORMALIZERS = {"bwer": "librispeech", "caption": "none"}
+
+
 def score_file(
-    path: Union[str, Path], metric: str = "wer", normalizer: str = DEFAULT_NORMALIZER
+    path: Union[str, Path], metric: str | None = None, normalizer: str | None = None
 ) -> dict[str, Any]:
     """Score a JSONL file of ``{"key", "hyp", "ref"}`` lines, e.g. ``{"wer": 0.021, ...}``.
 
-    Metric and normaliser names are checked before the file is read.
+    ``metric`` None takes it from the lines' ``task`` (``slamkit decode`` writes it; no task means
+    ``wer``); a file mixing tasks of different metrics gives ``{"by_metric": {metric: result}}``.
+    ``normalizer`` None uses the metric's own (:data:`METRIC_NORMALIZERS`, else Whisper's).
+    Names given are checked before the file is read.
     """
-    METRICS.get(metric)
-    get_normalizer(normalizer)
-    return score_records(read_hyp_records(path), metric, normalizer)
+    if metric is not None:
+        METRICS.get(metric)
+    if normalizer is not None:
+        get_normalizer(normalizer)
+    records = read_hyp_records(path)
+    groups = {metric: records} if metric is not None else _group_by_metric(records)
+    results = {m: score_records(recs, m, normalizer or METRIC_NORMALIZERS.get(m, DEFAULT_NORMALIZER)) for m, recs in groups.items()}
+    return next(iter(results.values())) if len(results) == 1 else {"by_metric": results}
+
+
+def _group_by_metric(records: Sequence[HypRecord]) -> dict[str, list[HypRecord]]:
+    """Records grouped by their task's metric (``wer`` for lines without a task), in file order."""
+    from slamkit.data.tasks import TASKS
+
+    groups: dict[str, list[HypRecord]] = {}
+    for rec in records:
+        task = rec.extra.get("task")
+        if task is not None and task not in TASKS:
+            raise ValueError(f"{rec.where}: unknown task {task!r}; registered tasks: {', '.join(TASKS.names())}")
+        groups.setdefault(TASKS.get(task).metric if task else "wer", []).append(rec)
+    return groups
 
 
 def normalize_lines(lines: Iterable[str], normalizer: str = DEFAULT_NORMALIZER) -> Iterator[str]:
@@ -215,3 +241,19 @@ def normalize_lines(lines: Iterable[str], normalizer: str = DEFAULT_NORMALIZER) 
     norm = get_normalizer(normalizer)
     for line in lines:
         yield norm(line.rstrip("\r\n"))
+
+
+@METRICS.register("bwer")
+def _bwer_metric(records: Sequence[HypRecord], normalizer: str) -> dict[str, Any]:
+    """WER, B-WER and U-WER of lines carrying ``biasing_words`` (:mod:`slamkit.eval.bwer`)."""
+    from slamkit.eval.bwer import bwer_metric
+
+    return bwer_metric(records, normalizer)
+
+
+@METRICS.register("caption")
+def _caption_metric(records: Sequence[HypRecord], normalizer: str) -> dict[str, Any]:
+    """BLEU-1..4, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap computes them (:mod:`slamkit.eval.caption`)."""
+    from slamkit.eval.caption import caption_metric
+
+    return caption_metric(records, normalizer)

@@ -222,3 +222,11 @@ def get_normalizer(name: str = DEFAULT_NORMALIZER) -> Normalizer:
         FileNotFoundError: ``whisper`` without its spelling table installed.
     """
     return NORMALIZERS.get(name)()
+
+
+@NORMALIZERS.register("librispeech")
+def _librispeech() -> Normalizer:
+    """LibriSpeech-style text (lower case, punctuation but apostrophes dropped): what B-WER matches words on."""
+    from slamkit.eval.bwer import librispeech_normalize
+
+    return librispeech_normalize

@@ -21,6 +21,7 @@ from slamkit.data.collate import Collator
 from slamkit.data.dataset import SpeechDataset, record_durations
 from slamkit.data.manifest import read_manifest
 from slamkit.data.sampler import BucketBatchSampler
+from slamkit.data.tasks import prompt_resolver, record_task
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.distributed import resolve_device
@@ -47,7 +48,7 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
     records = read_manifest(manifest)
     durations = [d if d is not None else 0.0 for d in record_durations(records)]
     prompts = model.prompts
-    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, None, cfg.data.prompt, skip_errors=True)
+    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, None, prompt_resolver(cfg), skip_errors=True)
     sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "left", with_targets=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.data.num_workers)
@@ -59,7 +60,7 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
                 texts = model.generate(batch.to(device), cfg.decode)
                 hyps.update(zip(batch.keys, texts))
             bar.update(len(batch.keys) + batch.skipped)
-    _write_hypotheses(records, hyps, Path(out))
+    _write_hypotheses(records, hyps, Path(out), cfg.data.task)
     stats = model.cache_stats()
     if stats:
         log.info("encoder feature cache: %d hits, %d misses (%d corrupt files rewritten)", stats["cache_hits"], stats["cache_misses"], stats["cache_corrupt"])
@@ -69,13 +70,13 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
     return len(records)
 
 
-def _write_hypotheses(records: list, hyps: dict[str, str], out: Path) -> None:
-    """Write lines in manifest order, atomically."""
+def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: str) -> None:
+    """Write lines in manifest order, atomically (each task adds what its metric needs)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
         for rec in records:
-            line = {"key": rec.key, "hyp": hyps.get(rec.key, ""), "ref": rec.target}
+            line = record_task(rec, run_task).hypothesis_line(rec, hyps.get(rec.key, ""))
             if rec.key not in hyps:
                 line["error"] = f"audio could not be loaded: {rec.source}"
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -25,6 +25,7 @@ from slamkit.data.collate import Batch, Collator
 from slamkit.data.dataset import SpeechDataset, filter_by_duration, record_durations, worker_init
 from slamkit.data.manifest import read_manifest
 from slamkit.data.sampler import BucketBatchSampler
+from slamkit.data.tasks import prompt_resolver
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.distributed import autocast, grad_scaler, resolve_device
@@ -57,7 +58,7 @@ def make_loader_parts(cfg: Config, model: SpeechLLM, manifest: str, shuffle: boo
     if not records:
         raise ValueError(f"{manifest}: no usable records (all {skipped} were skipped; see the warnings above)")
     prompts = model.prompts
-    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, prompts.target_ids, cfg.data.prompt, skip_errors=True)
+    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, prompts.target_ids, prompt_resolver(cfg), skip_errors=True)
     sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=shuffle, bucket=cfg.data.bucket, seed=seed)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "right", with_targets=True)
     return dataset, sampler, collator, skipped
