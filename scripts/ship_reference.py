@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--step", type=int, required=True)
     parser.add_argument("--name", default="demo_asr_tiny_en")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    args.overrides += extra
     dest = ship(args.run_dir, args.step, args.name, args.overrides)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{dest}: {size / 1e6:.1f} MB")

@@ -46,6 +46,13 @@ def test_quick_demo_end_to_end(tmp_path):
     # Whisper's own decoder on real speech: far better than chance (tiny.en measured 3.6 % / 11.3 %).
     assert report["whisper_wer"]["asterisk"] < 0.3 and report["whisper_wer"]["librivox"] < 0.3
     assert report["train_seconds"] > 0 and report["peak_rss_mb"] > 100
+    # The shipped reference adapter is found inside the package and evaluated in --quick mode too;
+    # it transcribes real speech far better than a model that has not aligned (>100 % WER).
+    from slamkit.demo import reference_run_dir
+
+    assert reference_run_dir("tiny.en") is not None, "the reference adapter is missing from the package"
+    assert set(report["reference_wer"]) == {"synthetic", "asterisk", "librivox"}
+    assert report["reference_wer"]["asterisk"] < 0.9 and report["reference_wer"]["synthetic"] < 0.9
     assert report["wer_by_step"] and all("wer" in c for c in report["wer_by_step"])
     md = (tmp_path / "demo" / "report.md").read_text()
     assert "Asterisk prompts" in md and "Whisper's own decoder" in md and "| step | WER |" in md
