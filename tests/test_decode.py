@@ -38,7 +38,7 @@ def test_beam_search_and_options(run_dir, tone_corpus, tmp_path):
     decode(run_dir, tone_corpus["valid"], out, ["decode.beam_size=3", "decode.batch_size=4", "decode.max_new_tokens=5",
                                                 "decode.no_repeat_ngram_size=2", "decode.repetition_penalty=1.2"])
     rows = _read(out)
-    assert len(rows) == 6 and all(set(r) == {"key", "hyp", "ref"} for r in rows)
+    assert len(rows) == 6 and all(set(r) == {"key", "hyp", "ref", "task"} and r["task"] == "asr" for r in rows)
     assert all(len(r["hyp"].encode()) <= 5 for r in rows)
 
 
