@@ -181,7 +181,7 @@ def test_none_is_identity():
 
 
 def test_registry():
-    assert NORMALIZERS.names() == ["basic", "none", "whisper"]
+    assert NORMALIZERS.names() == ["basic", "librispeech", "none", "whisper"]
     assert nm.DEFAULT_NORMALIZER == "whisper"
     with pytest.raises(KeyError, match="unknown normalizer 'whsiper'.*whisper"):
         get_normalizer("whsiper")
