@@ -56,13 +56,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import Tensor, nn
 from transformers import ASTConfig, ASTModel
 
 from slamkit.config import EncoderConfig
 from slamkit.data.frontends import kaldi_fbank, kaldi_fbank_frames
-from slamkit.models.checkpoints import CheckpointError, check_state_dict, hf_weight_files, read_hf_config, read_hf_tensors
+from slamkit.models.checkpoints import CheckpointError, check_state_dict, hf_tensor_keys, hf_weight_files, read_hf_config, read_hf_tensors
 from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
 
 log = logging.getLogger(__name__)
@@ -258,7 +257,7 @@ def load_ast_model(path: str | Path) -> tuple[ASTModel, ASTFeatureSettings]:
     read_hf_config(path, ("audio-spectrogram-transformer",))
     config = ASTConfig.from_pretrained(path)
     files = hf_weight_files(path)
-    keys = _all_keys(files)
+    keys = hf_tensor_keys(files)
     prefix = _AST_PREFIX if any(k.startswith(_AST_PREFIX) for k in keys) else ""
     hub = any(k.startswith(f"{prefix}encoder.layer.") for k in keys)
     # A classification save's head is not part of the encoder.
@@ -270,18 +269,6 @@ def load_ast_model(path: str | Path) -> tuple[ASTModel, ASTFeatureSettings]:
     check_state_dict(expected, raw, ", ".join(str(f) for f in files), AST_FORMAT)
     model.load_state_dict({name: raw[key].float() for name, key in file_name.items()}, strict=True, assign=True)
     return model.eval(), read_ast_preprocessor(path, config)
-
-
-def _all_keys(files: list[Path]) -> list[str]:
-    """Every key of ``files`` (read without loading safetensors data)."""
-    keys: list[str] = []
-    for file in files:
-        if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as f:
-                keys.extend(f.keys())
-        else:
-            keys.extend(torch.load(file, map_location="cpu", weights_only=True, mmap=True))
-    return keys
 
 
 def read_ast_preprocessor(path: Path, config: ASTConfig) -> ASTFeatureSettings:

@@ -47,6 +47,10 @@ class CheckpointError(ValueError):
     """A file that cannot be read as the checkpoint format it claims to be (names the file)."""
 
 
+class MissingWeightsError(CheckpointError, FileNotFoundError):
+    """A checkpoint directory without its weight files."""
+
+
 @dataclass(frozen=True)
 class WhisperCheckpointFormat:
     """A checkpoint format: ``detect(path)`` says whether it is one, ``read(path)`` converts it."""
@@ -153,7 +157,19 @@ def hf_weight_files(path: Path) -> list[Path]:
     for single in ("model.safetensors", "pytorch_model.bin"):
         if (path / single).is_file():
             return [path / single]
-    raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not)")
+    raise MissingWeightsError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not)")
+
+
+def hf_tensor_keys(files: list[Path]) -> list[str]:
+    """Every key of ``files`` (safetensors headers only; ``.bin`` files memory-mapped)."""
+    keys: list[str] = []
+    for file in files:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as f:
+                keys.extend(f.keys())
+        else:
+            keys.extend(torch.load(file, map_location="cpu", weights_only=True, mmap=True).keys())
+    return keys
 
 
 def read_hf_tensors(files: list[Path], keep: Callable[[str], bool]) -> dict[str, Tensor]:

@@ -18,7 +18,6 @@ faster-whisper / CTranslate2 model, or an OpenAI ``.pt`` file. Only the encoder'
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -31,7 +30,15 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from slamkit.config import EncoderConfig
 from slamkit.data.frontends import HOP_LENGTH, WhisperLogMel, mel_frame_count
-from slamkit.models.checkpoints import CheckpointError, WhisperCheckpointFormat, is_ctranslate2_model, read_whisper_encoder, register_format
+from slamkit.models.checkpoints import (
+    CheckpointError,
+    WhisperCheckpointFormat,
+    hf_tensor_keys,
+    hf_weight_files,
+    is_ctranslate2_model,
+    read_whisper_encoder,
+    register_format,
+)
 from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, frame_mask, select_layer
 
 # name: (d_model, layers, heads, mel bins); the FFN is 4 * d_model except where noted.
@@ -193,35 +200,12 @@ def read_encoder_state(path: Path) -> dict[str, Tensor]:
 
     Only encoder tensors are read from safetensors files (the decoder is never loaded).
     """
-    files = _weight_files(path)
-    prefix = _encoder_prefix(_list_keys(files), path)
+    files = hf_weight_files(path)
+    prefix = _encoder_prefix(hf_tensor_keys(files), path)
     state: dict[str, Tensor] = {}
     for file in files:
         state.update(_read_prefixed(file, prefix))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def _weight_files(path: Path) -> list[Path]:
-    """The checkpoint files of ``path`` (sharded or single; safetensors preferred)."""
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).is_file():
-            weight_map = json.loads((path / index).read_text())["weight_map"]
-            return sorted({path / name for name in weight_map.values()})
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        if (path / single).is_file():
-            return [path / single]
-    raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not)")
-
-
-def _list_keys(files: list[Path]) -> list[str]:
-    keys: list[str] = []
-    for file in files:
-        if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as f:
-                keys.extend(f.keys())
-        else:
-            keys.extend(torch.load(file, map_location="cpu", weights_only=True, mmap=True).keys())
-    return keys
 
 
 def _encoder_prefix(keys: list[str], path: Path) -> str:
