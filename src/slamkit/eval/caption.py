@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from slamkit.eval.metrics import HypRecord
+from slamkit.eval.metrics import HypRecord, read_hyp_records
 from slamkit.registry import Registry
 
 JAVA_HINT = (
@@ -358,39 +357,6 @@ def caption_scores(
     return result
 
 
-def _parse_caption_line(raw: bytes, where: str) -> tuple[str, str, list[str]]:
-    """One ``{"key", "hyp", "ref"}`` line -> (key, hyp, refs); every error names ``where``."""
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{where}: not valid UTF-8 ({err.reason})") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: invalid JSON ({err.msg}, column {err.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    for name in ("key", "hyp", "ref"):
-        if name not in obj:
-            raise ValueError(f"{where}: missing field {name!r}")
-        if name != "ref" and not isinstance(obj[name], str):
-            got = type(obj[name]).__name__
-            raise ValueError(f"{where}: field {name!r} must be a string, got {got}")
-    ref = obj["ref"]
-    if isinstance(ref, str):
-        ref = [ref]
-    elif not isinstance(ref, list):
-        got = type(ref).__name__
-        raise ValueError(f"{where}: field 'ref' must be a string or a list of strings, got {got}")
-    elif not ref:
-        raise ValueError(f"{where}: field 'ref' is an empty list (give at least one caption)")
-    for i, r in enumerate(ref):
-        if not isinstance(r, str):
-            got = type(r).__name__
-            raise ValueError(f"{where}: reference {i} in 'ref' must be a string, got {got}")
-        if not r.strip():
-            raise ValueError(f"{where}: reference {i} in 'ref' is empty")
-    return obj["key"], obj["hyp"], ref
-
-
 def read_caption_hyps(path: str | Path) -> tuple[list[str], list[list[str]], list[str]]:
     """Read a caption hypothesis JSONL file into ``(hyps, refs, keys)``.
 
@@ -401,26 +367,18 @@ def read_caption_hyps(path: str | Path) -> tuple[list[str], list[list[str]], lis
         ValueError: naming the file and line (invalid JSON, missing field, non-string, empty or
             empty-list reference, duplicate key), or the file when it holds no records.
     """
-    path = Path(path)
-    hyps: list[str] = []
-    refs: list[list[str]] = []
-    keys: list[str] = []
-    first_seen: dict[str, int] = {}
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            key, hyp, ref = _parse_caption_line(raw, f"{path}:{number}")
-            if key in first_seen:
-                first = first_seen[key]
-                raise ValueError(f"{path}:{number}: duplicate key {key!r} (first at line {first})")
-            first_seen[key] = number
-            keys.append(key)
-            hyps.append(hyp)
-            refs.append(ref)
-    if not keys:
-        raise ValueError(f"{path}: no caption records")
-    return hyps, refs, keys
+    records = read_hyp_records(path)  # JSON, fields, types, duplicate keys, empty file
+    refs = [_reference_list(rec) for rec in records]
+    return [rec.hyp for rec in records], refs, [rec.key for rec in records]
+
+
+def _reference_list(rec: HypRecord) -> list[str]:
+    """``rec.ref`` as a list of captions; a blank caption fails naming the line."""
+    ref = [rec.ref] if isinstance(rec.ref, str) else list(rec.ref)
+    for i, caption in enumerate(ref):
+        if not caption.strip():
+            raise ValueError(f"{rec.where}: reference {i} in 'ref' is empty")
+    return ref
 
 
 def score_caption_file(

@@ -134,11 +134,17 @@ def _cer_metric(records: Sequence[HypRecord], normalizer: str) -> dict[str, Any]
     return char_error(*_single_refs(records, "cer"), normalizer=normalizer)
 
 
-def _is_ref(value: object) -> bool:
-    """A reference is a string or a non-empty list of strings (several captions)."""
-    if isinstance(value, str):
-        return True
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+def _check_ref(ref: object, where: str) -> None:
+    """A reference is a string or a non-empty list of strings (several captions); errors name ``where``."""
+    if isinstance(ref, str):
+        return
+    if not isinstance(ref, list):
+        raise ValueError(f"{where}: field 'ref' must be a string or a list of strings, got {type(ref).__name__}")
+    if not ref:
+        raise ValueError(f"{where}: field 'ref' is an empty list (give at least one reference)")
+    for i, item in enumerate(ref):
+        if not isinstance(item, str):
+            raise ValueError(f"{where}: reference {i} in 'ref' must be a string, got {type(item).__name__}")
 
 
 def _parse_line(raw: bytes, where: str) -> HypRecord:
@@ -158,10 +164,7 @@ def _parse_line(raw: bytes, where: str) -> HypRecord:
         if not isinstance(obj[name], str):
             got = type(obj[name]).__name__
             raise ValueError(f"{where}: field {name!r} must be a string, got {got}")
-    if not _is_ref(obj["ref"]):
-        got = type(obj["ref"]).__name__
-        detail = "an empty list" if obj["ref"] == [] else f"a {got}" + (" with a non-string item" if isinstance(obj["ref"], list) else "")
-        raise ValueError(f"{where}: field 'ref' must be a string or a non-empty list of strings, got {detail}")
+    _check_ref(obj["ref"], where)
     extra = {k: v for k, v in obj.items() if k not in ("key", "hyp", "ref")}
     return HypRecord(obj["key"], obj["hyp"], obj["ref"], where, extra)
 
