@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from slamkit.config import EncoderConfig
 from slamkit.data.frontends import kaldi_fbank, kaldi_fbank_frames
 from slamkit.models.checkpoints import CheckpointError, check_state_dict, load_state_strict
-from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
+from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, check_audio_batch, LayerSelector, frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -468,13 +468,7 @@ class BEATsEncoder(AudioEncoder):
 
         ``t_e = max(frames)``; tokens past a clip's count are 0.
         """
-        if audio.dim() != 2 or lengths.shape != audio.shape[:1]:
-            raise ValueError(f"expected audio [b, t] and lengths [b], got {tuple(audio.shape)} and {tuple(lengths.shape)}")
-        lengths = lengths.to(device=audio.device, dtype=torch.long)
-        if bool((lengths > audio.shape[1]).any()):
-            raise ValueError(f"a length exceeds the padded audio ({audio.shape[1]} samples): {lengths.tolist()}")
-        if bool((lengths < self.min_samples).any()):
-            raise ValueError(f"BEATs needs clips of at least {self.min_samples} samples (one {self.patch}-frame patch); lengths: {lengths.tolist()}")
+        lengths = check_audio_batch(audio, lengths, self.min_samples, f"BEATs needs clips of at least {self.min_samples} samples (one {self.patch}-frame patch)")
         with torch.autocast(device_type=audio.device.type, enabled=False):
             fbank, fbank_frames = kaldi_fbank(audio, lengths, num_mel_bins=NUM_MEL_BINS, window="povey", scale=WAVEFORM_SCALE)
         return self.encode_fbank(fbank, fbank_frames)

@@ -71,7 +71,7 @@ from slamkit.models.data2vec2 import (
     read_fairseq_checkpoint,
     strip_prefix,
 )
-from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
+from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, check_audio_batch, LayerSelector, frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -312,13 +312,7 @@ class EATEncoder(AudioEncoder):
 
         ``t_e = max(tokens)``; tokens past a clip's count are 0.
         """
-        if audio.dim() != 2 or lengths.shape != audio.shape[:1]:
-            raise ValueError(f"expected audio [b, t] and lengths [b], got {tuple(audio.shape)} and {tuple(lengths.shape)}")
-        lengths = lengths.to(device=audio.device, dtype=torch.long)
-        if bool((lengths > audio.shape[1]).any()):
-            raise ValueError(f"a length exceeds the padded audio ({audio.shape[1]} samples): {lengths.tolist()}")
-        if bool((lengths < MIN_SAMPLES).any()):
-            raise ValueError(f"EAT needs clips of at least {MIN_SAMPLES} samples (one 25 ms fbank frame); lengths: {lengths.tolist()}")
+        lengths = check_audio_batch(audio, lengths, MIN_SAMPLES, f"EAT needs clips of at least {MIN_SAMPLES} samples (one 25 ms fbank frame)")
         with torch.autocast(device_type=audio.device.type, enabled=False):
             valid = frame_mask(lengths, audio.shape[1])
             audio = audio.float().masked_fill(~valid, 0.0)

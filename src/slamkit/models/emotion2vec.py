@@ -74,7 +74,7 @@ from slamkit.models.data2vec2 import (
     load_torch_file,
     read_fairseq_checkpoint,
 )
-from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
+from slamkit.models.encoders import EncoderCard, ENCODERS, AudioEncoder, check_audio_batch, LayerSelector, frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -469,13 +469,7 @@ class Emotion2vecEncoder(AudioEncoder):
 
         ``t_e = max(frames)``; frames past a clip's count are 0.
         """
-        if audio.dim() != 2 or lengths.shape != audio.shape[:1]:
-            raise ValueError(f"expected audio [b, t] and lengths [b], got {tuple(audio.shape)} and {tuple(lengths.shape)}")
-        lengths = lengths.to(device=audio.device, dtype=torch.long)
-        if bool((lengths > audio.shape[1]).any()):
-            raise ValueError(f"a length exceeds the padded audio ({audio.shape[1]} samples): {lengths.tolist()}")
-        if bool((lengths < self.min_samples).any()):
-            raise ValueError(f"emotion2vec needs clips of at least {self.min_samples} samples (one conv frame); lengths: {lengths.tolist()}")
+        lengths = check_audio_batch(audio, lengths, self.min_samples, f"emotion2vec needs clips of at least {self.min_samples} samples (one conv frame)")
         frames = self.output_lengths(lengths)
         valid = frame_mask(lengths, audio.shape[1])
         audio = audio.float().masked_fill(~valid, 0.0)

@@ -127,6 +127,21 @@ def encoder_table() -> list[dict[str, object]]:
     return rows
 
 
+def check_audio_batch(audio: Tensor, lengths: Tensor, min_samples: int, requirement: str) -> Tensor:
+    """Validate ``audio [b, t]`` and ``lengths [b]``; returns ``lengths`` as long on ``audio``'s device.
+
+    ``requirement`` completes "clips of at least N samples (…)" in the error for too-short clips.
+    """
+    if audio.dim() != 2 or lengths.shape != audio.shape[:1]:
+        raise ValueError(f"expected audio [b, t] and lengths [b], got {tuple(audio.shape)} and {tuple(lengths.shape)}")
+    lengths = lengths.to(device=audio.device, dtype=torch.long)
+    if bool((lengths > audio.shape[1]).any()):
+        raise ValueError(f"a length exceeds the padded audio ({audio.shape[1]} samples): {lengths.tolist()}")
+    if bool((lengths < min_samples).any()):
+        raise ValueError(f"{requirement}; lengths: {lengths.tolist()}")
+    return lengths
+
+
 def frame_mask(lengths: Tensor, total: int) -> Tensor:
     """``[b]`` valid counts -> ``[b, total]`` bool, True on valid positions."""
     return torch.arange(total, device=lengths.device)[None, :] < lengths[:, None]
