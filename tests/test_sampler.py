@@ -141,6 +141,7 @@ def test_works_as_dataloader_batch_sampler() -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"batch_seconds": 0.0}, "batch_seconds"),
         ({"seed": -1}, "seed"),
+        ({"short_first_epochs": -1}, "short_first_epochs"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
@@ -152,3 +153,29 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
 def test_empty_dataset() -> None:
     sampler = BucketBatchSampler([], 4)
     assert sampler.batches(0) == [] and len(sampler) == 0 and list(sampler) == []
+
+
+def test_short_first_epochs_run_shortest_to_longest_then_shuffle() -> None:
+    durations = [round(d, 1) for d in _durations(400)]  # rounded: many ties
+    sampler = BucketBatchSampler(durations, 8, 60.0, seed=1, short_first_epochs=2)
+    for epoch in (0, 1):
+        batches = sampler.batches(epoch)
+        flat = _flat(batches)
+        assert sorted(flat) == list(range(400))
+        lengths = [durations[i] for i in flat]
+        assert lengths == sorted(lengths)  # the whole epoch runs short -> long
+        assert all(max(durations[i] for i in b) * len(b) <= 60.0 or len(b) == 1 for b in batches)
+    assert sampler.batches(0) != sampler.batches(1)  # ties broken differently per epoch
+    later = [durations[i] for i in _flat(sampler.batches(2))]
+    assert later != sorted(later)  # back to shuffled buckets
+    plain = BucketBatchSampler(durations, 8, 60.0, seed=1)
+    assert sampler.batches(2) == plain.batches(2)
+
+
+def test_short_first_resumes_mid_epoch() -> None:
+    durations = _durations(100)
+    a = BucketBatchSampler(durations, 4, seed=5, short_first_epochs=1)
+    a.position = 7
+    b = BucketBatchSampler(durations, 4, seed=5, short_first_epochs=1)
+    b.load_state_dict(a.state_dict())
+    assert list(b) == a.batches(0)[7:]

@@ -123,6 +123,7 @@ class DataConfig:
     batch_size: int = _f(8, "Maximum utterances per batch.")
     batch_seconds: float | None = _f(None, "Audio-seconds budget per batch (duration bucketing); null uses `batch_size` only.")
     bucket: bool = _f(True, "Group clips of similar duration into batches (less padding).")
+    short_first_epochs: int = _f(0, "Curriculum: the first N training epochs run from the shortest clips to the longest (aligns a fresh projector sooner); later epochs are shuffled buckets.")
     max_seconds: float = _f(30.0, "Longer clips are skipped (and counted) in training.")
     min_seconds: float = _f(0.05, "Shorter clips are skipped (and counted) in training.")
     num_workers: int = _f(0, "DataLoader worker processes for audio loading.")

@@ -10,6 +10,11 @@ into batches, then the batch order shuffled. Items in a batch have similar lengt
 small, while each epoch still mixes differently. Without shuffling, bucketing sorts the whole set
 by duration (best for decoding); without bucketing, batches follow manifest (or shuffled) order.
 
+With ``short_first_epochs=N`` (a curriculum), the first ``N`` epochs instead run from the shortest
+clips to the longest: the items sorted by duration (ties in seeded random order) and cut into
+batches in that order. Short clips hold few words, which is where a fresh projector first learns
+to line audio up with text; measured on the demo, this is what makes the loss drop early.
+
 Everything is a pure function of ``(seed, epoch)`` through a local ``numpy.random.Generator``; the
 global RNGs are never touched. The sampler does not advance itself: a DataLoader prefetches, so
 the training loop increments :attr:`position` as it *consumes* batches, and a checkpoint stores
@@ -38,6 +43,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         shuffle: reshuffle every epoch (seeded by ``(seed, epoch)``).
         bucket: group items of similar duration to cut padding.
         seed: base seed (>= 0).
+        short_first_epochs: number of leading epochs ordered shortest-first (curriculum).
 
     Attributes:
         epoch: the current epoch.
@@ -56,6 +62,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         shuffle: bool = True,
         bucket: bool = True,
         seed: int = 0,
+        short_first_epochs: int = 0,
     ) -> None:
         self.durations = _check_durations(durations)
         if int(batch_size) != batch_size or batch_size < 1:
@@ -68,7 +75,10 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.batch_seconds = None if batch_seconds is None else float(batch_seconds)
         self.shuffle = bool(shuffle)
         self.bucket = bool(bucket)
+        if int(short_first_epochs) != short_first_epochs or short_first_epochs < 0:
+            raise ValueError(f"short_first_epochs must be an integer >= 0, got {short_first_epochs!r}")
         self.seed = int(seed)
+        self.short_first_epochs = int(short_first_epochs)
         self.epoch = 0
         self.position = 0
         self._cache: tuple[int, list[list[int]]] | None = None
@@ -151,6 +161,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, int(epoch)])
         n = self.num_items
         order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if epoch < self.short_first_epochs:
+            return self._cut(order[np.argsort(self.durations[order], kind="stable")])
         if not self.bucket:
             return self._cut(order)
         pool = self._pool_size() if self.shuffle else max(n, 1)

@@ -59,7 +59,8 @@ def make_loader_parts(cfg: Config, model: SpeechLLM, manifest: str, shuffle: boo
         raise ValueError(f"{manifest}: no usable records (all {skipped} were skipped; see the warnings above)")
     prompts = model.prompts
     dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, prompts.target_ids, prompt_resolver(cfg), skip_errors=True)
-    sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=shuffle, bucket=cfg.data.bucket, seed=seed)
+    sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=shuffle, bucket=cfg.data.bucket, seed=seed,
+                                 short_first_epochs=cfg.data.short_first_epochs if shuffle else 0)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "right", with_targets=True)
     return dataset, sampler, collator, skipped
 
