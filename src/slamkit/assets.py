@@ -435,6 +435,10 @@ _register(DebAsset(
     "fortunes", "fortune-mod's English fortune cookies: natural text for synthetic training speech",
     "BSD-3-Clause and public domain (see the package's copyright file)", packages=("fortunes",),
     files=("usr/share/games/fortunes/wisdom", "usr/share/games/fortunes/people", "usr/share/games/fortunes/work")))
+_register(DebAsset(
+    "sonic-pi-samples", "Sonic Pi's 165 FLAC samples (44.1 kHz), labelled by file-name prefix: non-speech captioning",
+    "CC0-1.0 (130 samples) and MIT (35); package docs CC-BY-SA-4.0 (see its copyright file)", packages=("sonic-pi-samples",),
+    files=("usr/share/sonic-pi/samples/ambi_choir.flac", "usr/share/sonic-pi/samples/tabla_ke1.flac")))
 _register(ProgramAsset("flite", "flite speech synthesiser (voices kal, kal16, awb, rms, slt)", "BSD-like",
                        program="flite", apt_package="flite"))
 _register(ProgramAsset("espeak-ng", "eSpeak NG speech synthesiser (English accents and voice variants)",

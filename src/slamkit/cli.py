@@ -149,10 +149,30 @@ def _add_caption_corpora(prep: argparse._SubParsersAction) -> None:
         t.set_defaults(func=cmd_prepare_captions)
 
 
+def cmd_prepare_sonicpi(args: argparse.Namespace) -> int:
+    """`prepare sonicpi [DIR] --out OUT`: train/test captioning manifests of the Sonic Pi samples."""
+    from slamkit.assets import AssetError, AssetMissingError
+    from slamkit.data.sonicpi import prepare_sonicpi
+
+    try:
+        print(json.dumps(prepare_sonicpi(args.out, root=args.root, install=args.install, test_fraction=args.test_fraction,
+                                         seed=args.seed, per_caption=args.per_caption)))
+    except AssetError as exc:
+        hint = " (or pass --install)" if isinstance(exc, AssetMissingError) else ""
+        print(f"slamkit prepare sonicpi: error: {exc}{hint}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_prepare_librispeech(args: argparse.Namespace) -> int:
     from slamkit.data.prepare import prepare_librispeech
 
-    print(json.dumps(prepare_librispeech(args.root, args.out)))
+    if args.biasing_list is None and (args.distractors is not None or args.seed is not None):
+        print("slamkit prepare librispeech: error: --distractors and --seed need --biasing-list", file=sys.stderr)
+        return 2
+    options = {"distractors": args.distractors, "seed": args.seed}
+    print(json.dumps(prepare_librispeech(args.root, args.out, biasing_tsv=args.biasing_tsv, biasing_list=args.biasing_list,
+                                         **{k: v for k, v in options.items() if v is not None})))
     return 0
 
 
@@ -297,9 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
             t.add_argument("--cards", action="store_true", default=None, help="also write cards.jsonl (5 short clips)")
         t.set_defaults(func=cmd_prepare_corpus)
     _add_caption_corpora(prep)
+    t = prep.add_parser("sonicpi", help="captioning demo data: the Sonic Pi samples with templated captions, task aac")
+    t.add_argument("root", metavar="DIR", nargs="?", default=None, help="samples folder or the Debian package's extraction root (default: the installed sonic-pi-samples asset)")
+    t.add_argument("--out", required=True, help="output folder: train.jsonl, test.jsonl, baseline_{majority,nearest}.hyp.jsonl")
+    t.add_argument("--install", action="store_true", help="install the asset first if it is missing")
+    t.add_argument("--test-fraction", type=float, default=0.2, help="share of each category held out for testing (default 0.2)")
+    t.add_argument("--seed", type=int, default=0, help="changes which clips are held out (default 0)")
+    t.add_argument("--per-caption", action="store_true", help="training manifest with one line per reference caption (5 per clip)")
+    t.set_defaults(func=cmd_prepare_sonicpi)
     t = prep.add_parser("librispeech", help="manifest of a LibriSpeech folder (the root or one subset)")
     t.add_argument("root", metavar="DIR", help="LibriSpeech/ or LibriSpeech/<subset>/")
     t.add_argument("--out", required=True, help="output manifest (JSONL)")
+    t.add_argument("--biasing-tsv", metavar="FILE", default=None,
+                   help="contextual biasing: set each line's biasing_words to its list in a published test-{clean,other}.biasing_N.tsv (every utterance needs a line)")
+    t.add_argument("--biasing-list", metavar="FILE", default=None,
+                   help="contextual biasing: a one-word-per-line list (e.g. all_rare_words.txt); each line gets its --biasing-tsv list, else the reference's words in FILE, plus --distractors words drawn from FILE")
+    t.add_argument("--distractors", type=int, default=None, help="with --biasing-list: distractors per utterance (default 100)")
+    t.add_argument("--seed", type=int, default=None, help="with --biasing-list: seed of the draw (default 0)")
     t.set_defaults(func=cmd_prepare_librispeech)
 
     p = sub.add_parser("assets", help="list, install or locate real weights, speech data and TTS programs")

@@ -120,6 +120,10 @@ class DataConfig:
     valid: str | None = _f(None, "Validation manifest (JSONL); null skips validation.")
     task: str = _f("asr", "The run's task for records without a `task` field: asr | asr_biasing | aac | sec | mc | st | vsr (its default prompt and metric).")
     prompt: str | None = _f(None, "Prompt for records with neither `prompt` nor `task`; null uses the task's default prompt. `{field}` placeholders are filled from the record.")
+    biasing_list: str | None = _f(None, "Contextual biasing (prompts with `{biasing_words}`, task asr_biasing): a one-word-per-line list such as LibriSpeech's all_rare_words.txt. Each utterance gets its own `biasing_words` (else the reference's words found in the list) plus `biasing_distractors` words drawn from it, fresh every training epoch. null: the records' `biasing_words` as they are.")
+    biasing_distractors: int = _f(100, "Distractors drawn from `biasing_list` per utterance (100: the smallest published LibriSpeech test lists, which go up to 2000).")
+    biasing_seed: int = _f(0, "Seed of the distractors in decoding and validation (training draws from `train.seed` and the epoch).")
+    biasing_case: Literal["keep", "upper", "lower"] = _f("keep", "Case of the biasing words in the prompt: keep | upper (SLAM-LLM's, like LibriSpeech's upper-case transcripts) | lower.")
     batch_size: int = _f(8, "Maximum utterances per batch.")
     batch_seconds: float | None = _f(None, "Audio-seconds budget per batch (duration bucketing); null uses `batch_size` only.")
     bucket: bool = _f(True, "Group clips of similar duration into batches (less padding).")
@@ -139,6 +143,7 @@ class TrainConfig:
     lr: float = _f(1e-4, "Peak learning rate (AdamW).")
     projector_lr: float | None = _f(None, "Learning rate for the projector; null uses `lr`.")
     lora_lr: float | None = _f(None, "Learning rate for LoRA weights; null uses `lr`.")
+    ctc_weight: float = _f(0.0, "Weight of an auxiliary CTC loss that asks the projector's outputs, scored against the LLM's token embeddings, to spell the transcript (aligns a fresh projector sooner; no new parameters); 0 turns it off.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     betas: list[float] = _f([0.9, 0.999], "AdamW betas.")
     warmup_steps: int = _f(100, "Linear warmup steps.")
@@ -168,6 +173,9 @@ class DecodeConfig:
     no_repeat_ngram_size: int = _f(0, "Forbid repeating n-grams of this size; 0 disables.")
     length_penalty: float = _f(1.0, "Beam search length penalty.")
     checkpoint: str = _f("best", "Which checkpoint to decode with: best | latest | a checkpoint directory.")
+    rerank: str | None = _f(None, "Re-rank candidates and keep the best (SLAM-AAC's CLAP-Refine): null (off) | clap (cosine similarity of CLAP audio and text embeddings; needs `rerank_model`).")
+    rerank_model: str | None = _f(None, "Local Hugging Face ClapModel directory (weights, tokenizer, preprocessor_config.json) or asset:NAME, for `rerank: clap`.")
+    rerank_candidates: int = _f(8, "Candidates per clip when re-ranking: one beam search of max(N, beam_size) beams gives its N best distinct texts.")
 
 
 @dataclass

@@ -14,6 +14,11 @@ words of its reference plus N distractors drawn from the rare-word list (N = 100
   in which utterances are visited (a new seed per epoch gives fresh distractors in training).
 - :func:`read_biasing_tsv` reads the published test lists, to attach them to a manifest.
 - :func:`format_biasing_prompt` puts a list into an instruction (see :data:`DEFAULT_BIASING_TEMPLATE`).
+- :class:`BiasingOptions` is a run's ``data.biasing_*`` settings: it builds the list each
+  utterance's prompt gets, with seed :func:`epoch_seed` ``(train.seed, epoch)`` in training (fresh
+  distractors every epoch, the same again for the same epoch, so a resumed run sees what an
+  uninterrupted one sees) and ``data.biasing_seed`` for decoding and validation.
+- :func:`attach_tsv_lists` puts the published lists on manifest records (``slamkit prepare``).
 
 Words are compared after :func:`slamkit.eval.bwer.librispeech_normalize` (lower case,
 punctuation other than apostrophes dropped), the normalisation the B-WER scorer applies, so
@@ -23,14 +28,20 @@ list's (or the record's) spelling.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
+from slamkit.data.manifest import Record
 from slamkit.eval.bwer import librispeech_normalize
+
+if TYPE_CHECKING:
+    from slamkit.config import DataConfig
 
 # SLAM-LLM's contextual-ASR prompt (examples/contextual_asr, CTC-assisted LLM-based contextual
 # ASR) is `Transcribe speech to text. Some hotwords might help. The hotwords are "{}". `, the
@@ -40,6 +51,7 @@ DEFAULT_BIASING_TEMPLATE = (
     'Transcribe speech to text. Some hotwords might help. The hotwords are "{biasing_words}".'
 )
 PLACEHOLDER = "{biasing_words}"
+FIELD = "biasing_words"  # the manifest field (and hypothesis-line field) holding an utterance's list
 _CASES = {"keep": str, "upper": str.upper, "lower": str.lower}
 
 
@@ -294,3 +306,123 @@ def format_biasing_prompt(
     if case not in _CASES:
         raise ValueError(f"unknown case {case!r}; expected one of {', '.join(_CASES)}")
     return template.replace(PLACEHOLDER, separator.join(_CASES[case](word) for word in words))
+
+
+# --------------------------------------------------------------------------- a run's biasing lists
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The distractor seed of training epoch ``epoch`` in a run seeded ``seed``.
+
+    Hashed rather than added (``seed + epoch``) so that runs with neighbouring seeds do not
+    share lists one epoch apart.
+    """
+    digest = hashlib.sha256(f"epoch\0{seed}\0{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def record_words(record: Record) -> list[str] | None:
+    """The record's own ``biasing_words``, or ``None`` when it has none.
+
+    Raises:
+        ValueError: naming the record's ``file:line`` when the field is not a list of strings.
+    """
+    words = record.extra.get(FIELD)
+    if words is not None and not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+        raise ValueError(f"{record.where}: field {FIELD!r} must be a list of strings, got {words!r}")
+    return words
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_list(path: str, mtime_ns: int, size: int) -> WordList:
+    """One load per file version: training reads the same list for its train and valid sets."""
+    return load_biasing_list(path)
+
+
+@dataclass(frozen=True)
+class BiasingOptions:
+    """How a run builds each utterance's biasing list (the ``data.biasing_*`` keys).
+
+    Attributes:
+        global_list: the rare-word list distractors come from (``data.biasing_list``); ``None``
+            uses the records' own ``biasing_words`` as they are.
+        distractors: words drawn from ``global_list`` per utterance.
+        train_seed: the run seed; training epoch ``e`` draws with ``epoch_seed(train_seed, e)``.
+        fixed_seed: the seed of decoding and validation (``data.biasing_seed``).
+        case: ``keep`` | ``upper`` | ``lower``, applied to the words put in the prompt.
+    """
+
+    global_list: WordList | None = None
+    distractors: int = 0
+    train_seed: int = 0
+    fixed_seed: int = 0
+    case: str = "keep"
+
+    @classmethod
+    def from_config(cls, data: DataConfig, train_seed: int) -> BiasingOptions:
+        """Options from ``data.biasing_*``; every problem names the config key (and the file)."""
+        if data.biasing_distractors < 0:
+            raise ValueError(f"data.biasing_distractors must be >= 0, got {data.biasing_distractors}")
+        if data.biasing_case not in _CASES:
+            raise ValueError(f"data.biasing_case: unknown case {data.biasing_case!r}; expected one of {', '.join(_CASES)}")
+        words = None
+        if data.biasing_list is not None:
+            path = Path(data.biasing_list).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"data.biasing_list: no such file: {path}")
+            try:
+                stat = path.stat()
+                words = _cached_list(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            except ValueError as err:
+                raise ValueError(f"data.biasing_list: {err}") from None
+            if data.biasing_distractors >= len(words):
+                raise ValueError(f"data.biasing_distractors={data.biasing_distractors} but data.biasing_list {path} holds only {len(words)} words")
+        return cls(words, data.biasing_distractors, train_seed, data.biasing_seed, data.biasing_case)
+
+    @property
+    def draws(self) -> bool:
+        """True when lists are drawn from a global list (they then change with the seed)."""
+        return self.global_list is not None
+
+    def words(self, record: Record, seed: int) -> list[str] | None:
+        """The list for ``record`` drawn with ``seed``, case applied; ``None`` when there is nothing to draw from.
+
+        With a global list: :func:`select_biasing_words` (the record's own words, else the
+        reference's words in the list, plus ``distractors``; shuffled). Without: the record's own
+        words in their order.
+        """
+        own = record_words(record)
+        if self.global_list is not None:
+            chosen = select_biasing_words(record.target, own, self.global_list, self.distractors, seed, record.key)
+        elif own is None:
+            return None
+        else:
+            chosen = list(own)
+        return [_CASES[self.case](word) for word in chosen]
+
+    def epoch_words(self, record: Record, epoch: int) -> list[str]:
+        """The list training epoch ``epoch`` gives ``record`` (needs a global list)."""
+        if self.global_list is None:
+            raise ValueError("epoch_words needs data.biasing_list: without it the lists do not change between epochs")
+        words = self.words(record, epoch_seed(self.train_seed, epoch))
+        assert words is not None  # a global list always gives a list
+        return words
+
+
+def attach_tsv_lists(records: Iterable[dict[str, Any]], path: str | Path, field: str = FIELD) -> list[dict[str, Any]]:
+    """Copies of manifest records with ``field`` set to their list in the published TSV ``path``.
+
+    Raises:
+        ValueError: an utterance has no line in the file (names the file, the count and examples).
+    """
+    lists = read_biasing_tsv(path)
+    out, missing = [], []
+    for record in records:
+        words = lists.get(record["key"])
+        if words is None:
+            missing.append(record["key"])
+        out.append({**record, field: words})
+    if missing:
+        raise ValueError(f"{path}: no biasing list for {len(missing)} utterance(s) (e.g. {', '.join(missing[:3])}); "
+                         "prepare the subset the file is for (test-clean or test-other)")
+    return out

@@ -5,6 +5,13 @@ example carries its clip's identity key (file identity + crop + sample rate, see
 :func:`slamkit.data.cache.clip_key`), which the model may use to serve frozen-encoder features
 from the feature cache. A sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
 the collator drops it and the loop counts it) and raises :class:`AudioError` otherwise.
+
+Prompts are resolved once, up front, except where training draws them anew every epoch
+(``per_epoch=True`` with a :class:`~slamkit.data.tasks.PromptResolver` that draws biasing lists):
+those follow :attr:`SpeechDataset.epoch`, which the training loop sets through :meth:`set_epoch`
+before each epoch's DataLoader starts (workers get a copy of the dataset at that moment). The same
+epoch gives the same prompts, so a resumed run sees what an uninterrupted one sees. Examples carry
+the biasing words their prompt used in ``extra["biasing_words"]``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import torch
 from torch.utils.data import Dataset
 
 from slamkit.data.audio import AudioError, audio_duration, load_audio
+from slamkit.data.biasing import FIELD
 from slamkit.data.cache import clip_key
 from slamkit.data.collate import Example
 from slamkit.data.manifest import Record
+from slamkit.data.tasks import PromptResolver
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +43,29 @@ class SpeechDataset(Dataset):
         target_ids: Callable[[str], list[int]] | None,
         prompt_for: Callable[[Record], str],
         skip_errors: bool = True,
+        per_epoch: bool = False,
     ) -> None:
         self.records = list(records)
         self.sample_rate = sample_rate
         self.prompt_ids = prompt_ids
         self.target_ids = target_ids
-        # Resolved up front: an unknown task or a missing prompt field fails before any training.
-        self.prompts = [prompt_for(rec) for rec in self.records]
         self.skip_errors = skip_errors
+        self.epoch = 0
+        self._resolver = prompt_for if per_epoch and isinstance(prompt_for, PromptResolver) else None
+        # Resolved (or, when drawn per epoch, checked) up front: an unknown task or a missing
+        # prompt field fails before any training. None marks a prompt drawn per epoch.
+        self.prompts: list[str | None] = [self._prompt_or_check(prompt_for, rec) for rec in self.records]
         self._prompt_cache: dict[str, list[int]] = {}
+
+    def _prompt_or_check(self, prompt_for: Callable[[Record], str], rec: Record) -> str | None:
+        if self._resolver is not None and self._resolver.varies_by_epoch(rec):
+            self._resolver.check(rec)
+            return None
+        return prompt_for(rec)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw per-epoch prompts for training epoch ``epoch`` (called by the loop before each epoch)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,10 +88,21 @@ class SpeechDataset(Dataset):
             log.warning("skipping %s (%s:%d): %s", rec.key, rec.manifest, rec.line, exc)
             return None
         target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
+        prompt_ids, extra = self._prompt_for(index)
         return Example(
-            key=rec.key, audio=audio, prompt_ids=self._prompt(self.prompts[index]),
-            target_ids=target_ids, target=rec.target, extra=rec.extra, cache_key=cache_key,
+            key=rec.key, audio=audio, prompt_ids=prompt_ids,
+            target_ids=target_ids, target=rec.target, extra=extra, cache_key=cache_key,
         )
+
+    def _prompt_for(self, index: int) -> tuple[list[int], dict]:
+        """Prompt ids and extra fields of record ``index`` in the current epoch."""
+        rec, prompt = self.records[index], self.prompts[index]
+        if prompt is not None:
+            return self._prompt(prompt), rec.extra
+        assert self._resolver is not None
+        text, words = self._resolver.for_epoch(rec, self.epoch)
+        # Not cached: a per-epoch prompt is (nearly) never seen twice.
+        return self.prompt_ids(text), {**rec.extra, FIELD: words}
 
     def _cache_key(self, rec: Record) -> str | None:
         """The clip's identity key; None when its file cannot be stat'ed (then it is never cached)."""

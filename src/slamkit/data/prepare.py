@@ -9,6 +9,8 @@ dict (manifest path, utterances, minutes, words, what was skipped and why) that 
   from ``core-sounds-en.txt.gz``.
 - ``librivox``: the LibriVox clips (and optionally the "cards" clips) of ``pocketsphinx-testdata``.
 - ``librispeech``: the official LibriSpeech layout.
+- ``sonicpi``: the Sonic Pi samples (Debian ``sonic-pi-samples``) as a captioning set with
+  templated captions; registered by :mod:`slamkit.data.sonicpi` when it is imported.
 
 Transcripts are kept as the corpus writes them (case, punctuation, digits): the scorer normalises.
 Paths into installed assets are absolute; TTS audio lives next to its manifest (relative paths).
@@ -31,6 +33,11 @@ from typing import Any
 from tqdm import tqdm
 
 from slamkit.data.audio import audio_info
+from slamkit.data.biasing import (
+    attach_biasing_words,
+    attach_tsv_lists,
+    load_biasing_list,
+)
 from slamkit.data.manifest import write_manifest
 from slamkit.data.tts import TTS_ENGINES, TTSError, TTSJob, check_engines, synthesize
 from slamkit.registry import Registry
@@ -336,12 +343,19 @@ def _librispeech_chapter(trans: Path) -> list[dict[str, Any]]:
 
 
 @CORPORA.register("librispeech")
-def prepare_librispeech(root: str | Path, out_manifest: str | Path) -> dict[str, Any]:
+def prepare_librispeech(root: str | Path, out_manifest: str | Path, biasing_tsv: str | Path | None = None,
+                        biasing_list: str | Path | None = None, distractors: int = 100, seed: int = 0) -> dict[str, Any]:
     """Manifest of a LibriSpeech tree: ``root`` is the LibriSpeech folder or one subset in it
     (``<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` + ``.flac``).
 
     Keys are utterance ids, targets the transcripts as written (upper case), durations read
     from the FLAC headers.
+
+    Contextual biasing (:mod:`slamkit.data.biasing`): ``biasing_tsv`` (a published
+    ``test-{clean,other}.biasing_N.tsv``) sets each line's ``biasing_words`` to its list there
+    (every utterance needs one); ``biasing_list`` (one word per line, e.g. ``all_rare_words.txt``)
+    adds ``distractors`` words drawn from it (seeded by ``seed``) to those lists, or to the
+    reference's words found in it when there is no TSV.
     """
     root = Path(root)
     if not root.is_dir():
@@ -352,5 +366,23 @@ def prepare_librispeech(root: str | Path, out_manifest: str | Path) -> dict[str,
     records: list[dict[str, Any]] = []
     for trans in tqdm(transcripts, desc="librispeech", unit="chapter", disable=None):
         records.extend(_librispeech_chapter(trans))
+    extra: dict[str, Any] = {}
+    if biasing_tsv is not None or biasing_list is not None:
+        records = _attach_biasing(records, biasing_tsv, biasing_list, distractors, seed)
+        words = [len(r["biasing_words"]) for r in records]
+        extra["biasing_words_per_utterance"] = round(sum(words) / len(words), 1)
     write_manifest(records, out_manifest)
-    return _summary(Path(out_manifest), records, chapters=len(transcripts))
+    return _summary(Path(out_manifest), records, chapters=len(transcripts), **extra)
+
+
+def _attach_biasing(records: list[dict[str, Any]], tsv: str | Path | None, word_list: str | Path | None,
+                    distractors: int, seed: int) -> list[dict[str, Any]]:
+    """``records`` with ``biasing_words`` from the published TSV and/or a word list plus distractors."""
+    for path, what in ((tsv, "biasing TSV"), (word_list, "biasing word list")):
+        if path is not None and not Path(path).is_file():
+            raise CorpusError(f"{path}: no such {what} file")
+    if tsv is not None:
+        records = attach_tsv_lists(records, tsv)
+    if word_list is not None:
+        records = list(attach_biasing_words(records, load_biasing_list(word_list), distractors, seed))
+    return records

@@ -2,7 +2,9 @@
 
 Batches are formed from clips of similar duration (less padding), left-padded, and decoded with
 greedy or beam search. Each sample's audio features and prompt are independent of its batch, so
-greedy output is the same for batch size 1 and N. Lines are written in manifest order.
+greedy output is the same for batch size 1 and N. Lines are written in manifest order. With
+``decode.rerank`` set, N candidates per clip are scored and the best kept (:mod:`slamkit.infer.rerank`);
+the lines then also carry ``candidates``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from slamkit.data.dataset import SpeechDataset, record_durations
 from slamkit.data.manifest import read_manifest
 from slamkit.data.sampler import BucketBatchSampler
 from slamkit.data.tasks import prompt_resolver, record_task
+from slamkit.infer.rerank import build_reranker, rerank_batch
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.distributed import resolve_device
@@ -53,14 +56,20 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "left", with_targets=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.data.num_workers)
     device = next(model.parameters()).device
+    reranker = build_reranker(cfg.decode, device)  # before decoding: a bad rerank_model fails at once
+    by_key = {rec.key: rec for rec in records}
     hyps: dict[str, str] = {}
+    extra: dict[str, dict] = {}
     with tqdm(total=len(records), desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0) as bar:
         for batch in loader:
-            if batch.keys:
+            if batch.keys and reranker is not None:
+                for key, result in rerank_batch(model, batch.to(device), by_key, reranker, cfg.decode).items():
+                    hyps[key], extra[key] = result.hyp, {"candidates": result.candidates}
+            elif batch.keys:
                 texts = model.generate(batch.to(device), cfg.decode)
                 hyps.update(zip(batch.keys, texts))
             bar.update(len(batch.keys) + batch.skipped)
-    _write_hypotheses(records, hyps, Path(out), cfg.data.task)
+    _write_hypotheses(records, hyps, Path(out), cfg.data.task, extra)
     stats = model.cache_stats()
     if stats:
         log.info("encoder feature cache: %d hits, %d misses (%d corrupt files rewritten)", stats["cache_hits"], stats["cache_misses"], stats["cache_corrupt"])
@@ -70,13 +79,14 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
     return len(records)
 
 
-def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: str) -> None:
-    """Write lines in manifest order, atomically (each task adds what its metric needs)."""
+def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: str, extra: dict[str, dict] | None = None) -> None:
+    """Write lines in manifest order, atomically (each task adds what its metric needs; ``extra[key]`` adds fields)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
         for rec in records:
             line = record_task(rec, run_task).hypothesis_line(rec, hyps.get(rec.key, ""))
+            line.update((extra or {}).get(rec.key, {}))
             if rec.key not in hyps:
                 line["error"] = f"audio could not be loaded: {rec.source}"
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

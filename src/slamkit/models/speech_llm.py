@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from slamkit.config import Config, DecodeConfig, EncoderConfig
 from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
 from slamkit.data.collate import IGNORE_INDEX, Batch
+from slamkit.models.align import ctc_alignment_loss
 from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
 from slamkit.models.llm import PromptBuilder, load_llm
 from slamkit.models.peft import apply_trainability, count_parameters
@@ -37,6 +38,7 @@ class LossOutput:
     loss_sum: Tensor  # scalar, sum of token cross-entropies
     num_tokens: int  # target tokens counted
     num_correct: int  # target tokens predicted right (argmax)
+    aux_sum: Tensor | None = None  # weighted auxiliary loss (CTC alignment), summed; None when off
 
 
 class SpeechLLM(nn.Module):
@@ -52,6 +54,7 @@ class SpeechLLM(nn.Module):
         self.train_encoder = any(p.requires_grad for p in encoder.parameters())
         self.feature_cache: FeatureCache | None = None
         self._cache_spec: tuple[str, str, str] | None = None  # (root, config fingerprint, dtype)
+        self.ctc_weight = 0.0  # weight of the auxiliary CTC alignment loss (train.ctc_weight)
 
     # ---- lengths -------------------------------------------------------------------------
     def audio_token_count(self, num_samples: int) -> int:
@@ -132,15 +135,25 @@ class SpeechLLM(nn.Module):
         return self.splice(batch.input_ids, audio_embeds, audio_lengths)
 
     def forward(self, batch: Batch) -> LossOutput:
-        """Summed shifted cross-entropy over target tokens, with counts for normalisation."""
-        embeds = self.inputs_embeds(batch)
+        """Summed shifted cross-entropy over target tokens, with counts for normalisation.
+
+        In training with ``ctc_weight > 0``, also the weighted CTC alignment loss
+        (:mod:`slamkit.models.align`) in ``aux_sum``.
+        """
+        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
+        embeds = self.splice(batch.input_ids, audio_embeds, audio_lengths)
+        aux = None
+        if self.training and self.ctc_weight > 0:
+            table = self.llm.get_input_embeddings().weight
+            pad = int(self.prompts.tokenizer.pad_token_id)
+            aux = self.ctc_weight * ctc_alignment_loss(audio_embeds, audio_lengths, table, batch.labels, pad)
         labels = batch.labels[:, 1:]
         mask = labels != IGNORE_INDEX  # [b, s-1]: positions whose next token is a target
         logits = self._target_logits(embeds, batch.attention_mask, mask).float()  # [n_targets, vocab]
         targets = labels[mask]
         loss_sum = nn.functional.cross_entropy(logits, targets, reduction="sum")
         correct = int((logits.argmax(-1) == targets).sum())
-        return LossOutput(loss_sum, int(mask.sum()), correct)
+        return LossOutput(loss_sum, int(mask.sum()), correct, aux)
 
     def _target_logits(self, embeds: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
         """Logits [n, vocab] at the positions ``mask`` [b, s-1] selects.
@@ -168,6 +181,28 @@ class SpeechLLM(nn.Module):
         )
         return [self.prompts.decode(row.tolist()) for row in out]
 
+    @torch.no_grad()
+    def generate_candidates(self, batch: Batch, cfg: DecodeConfig, n: int) -> list[list[str]]:
+        """Up to ``n`` distinct hypotheses per clip, best beam first: ``[b][<= n]`` texts.
+
+        One beam search of ``max(n, cfg.beam_size)`` beams returns all its finished beams
+        (``num_return_sequences``), ordered by beam score; texts are de-duplicated (two beams may
+        decode to the same string) and the first ``n`` kept. The audio is encoded once. This is
+        SLAM-AAC's CLAP-Refine candidate set in a single pass instead of one search per beam size.
+        """
+        if n < 1:
+            raise ValueError(f"decode.rerank_candidates must be >= 1, got {n}")
+        beams = max(n, cfg.beam_size)
+        tok = self.prompts.tokenizer
+        out = self.llm.generate(
+            inputs_embeds=self.inputs_embeds(batch), attention_mask=batch.attention_mask, max_new_tokens=cfg.max_new_tokens,
+            do_sample=False, num_beams=beams, num_return_sequences=beams, length_penalty=cfg.length_penalty,
+            repetition_penalty=cfg.repetition_penalty, no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **self._suppress(),
+        )
+        texts = [self.prompts.decode(row.tolist()) for row in out]  # [b * beams], clip-major
+        return [list(dict.fromkeys(texts[i * beams : (i + 1) * beams]))[:n] for i in range(len(batch.keys))]
+
     def _suppress(self) -> dict:
         vocab = self.llm.get_output_embeddings().weight.shape[0]
         return {"suppress_tokens": [self.audio_token_id]} if self.audio_token_id < vocab else {}
@@ -194,6 +229,9 @@ def build_model(cfg: Config) -> SpeechLLM:
     projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
     llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
     model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
+    if cfg.train.ctc_weight < 0:
+        raise ValueError(f"train.ctc_weight must be >= 0, got {cfg.train.ctc_weight}")
+    model.ctc_weight = float(cfg.train.ctc_weight)
     if m.encoder.cache_dir:
         model.attach_feature_cache(m.encoder)
     return model

@@ -58,7 +58,8 @@ def make_loader_parts(cfg: Config, model: SpeechLLM, manifest: str, shuffle: boo
     if not records:
         raise ValueError(f"{manifest}: no usable records (all {skipped} were skipped; see the warnings above)")
     prompts = model.prompts
-    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, prompts.target_ids, prompt_resolver(cfg), skip_errors=True)
+    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, prompts.target_ids, prompt_resolver(cfg),
+                           skip_errors=True, per_epoch=shuffle)
     sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=shuffle, bucket=cfg.data.bucket, seed=seed,
                                  short_first_epochs=cfg.data.short_first_epochs if shuffle else 0)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "right", with_targets=True)
@@ -75,6 +76,7 @@ def _loader(dataset: SpeechDataset, sampler: BucketBatchSampler, collator: Colla
 def batch_stream(dataset: SpeechDataset, sampler: BucketBatchSampler, collator: Collator, workers: int) -> Iterator[Batch]:
     """Endless batches across epochs; advances ``sampler.position`` as batches are consumed."""
     while True:
+        dataset.set_epoch(sampler.epoch)  # per-epoch prompts (biasing distractors) follow the sampler, resumes included
         for batch in _loader(dataset, sampler, collator, workers):
             sampler.position += 1
             yield batch
@@ -280,12 +282,14 @@ def _next_window(stream: Iterator[Batch], n: int) -> tuple[list[Batch], int]:
 def _optimizer_step(model: SpeechLLM, window: list[Batch], optimizer, scheduler, scaler, tc: TrainConfig, device: torch.device) -> dict[str, float]:
     """Forward/backward over the window, clip, step. Returns the step's metrics."""
     total_tokens = max(sum(b.num_target_tokens for b in window), 1)
-    loss_sum, correct = 0.0, 0
+    loss_sum, aux_sum, correct = 0.0, 0.0, 0
     for batch in window:
         with autocast(tc.precision, device):
             out = model(batch.to(device))
-        scaler.scale(out.loss_sum / total_tokens).backward()
+        total = out.loss_sum if out.aux_sum is None else out.loss_sum + out.aux_sum
+        scaler.scale(total / total_tokens).backward()
         loss_sum += float(out.loss_sum.detach())
+        aux_sum += 0.0 if out.aux_sum is None else float(out.aux_sum.detach())
         correct += out.num_correct
     scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -296,5 +300,8 @@ def _optimizer_step(model: SpeechLLM, window: list[Batch], optimizer, scheduler,
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     audio_seconds = sum(float(b.audio_lengths.sum()) for b in window) / model.encoder.sample_rate
-    return {"loss": loss_sum / total_tokens, "acc": correct / total_tokens, "lr": lr, "grad_norm": float(grad_norm),
-            "tokens": total_tokens, "audio_seconds": audio_seconds}
+    stats = {"loss": loss_sum / total_tokens, "acc": correct / total_tokens, "lr": lr, "grad_norm": float(grad_norm),
+             "tokens": total_tokens, "audio_seconds": audio_seconds}
+    if model.ctc_weight > 0:
+        stats["ctc_loss"] = aux_sum / total_tokens  # weighted, per target token
+    return stats
