@@ -143,7 +143,7 @@ class TrainConfig:
     lr: float = _f(1e-4, "Peak learning rate (AdamW).")
     projector_lr: float | None = _f(None, "Learning rate for the projector; null uses `lr`.")
     lora_lr: float | None = _f(None, "Learning rate for LoRA weights; null uses `lr`.")
-    ctc_weight: float = _f(0.0, "Weight of an auxiliary CTC loss that asks the projector's outputs, scored against the LLM's token embeddings, to spell the transcript (aligns a fresh projector sooner; no new parameters); 0 turns it off.")
+    ctc_weight: float = _f(0.0, "Weight of an auxiliary CTC loss that asks the projector's outputs, scored against the LLM's token embeddings, to spell the transcript (no new parameters); 0 turns it off. On the demo recipe it sped the start (validation loss 3.55 vs 3.66 at step 1000) but not the alignment (3.52 vs 3.40 at step 1400).")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     betas: list[float] = _f([0.9, 0.999], "AdamW betas.")
     warmup_steps: int = _f(100, "Linear warmup steps.")

@@ -2,12 +2,14 @@
 
 A fresh projector's outputs mean nothing to the LLM; with LoRA and a frozen LLM, training first
 learns the text prior of the training set (fluent, unrelated output) and only later the audio
-(the sudden loss drop SLAM-ASR shows). This loss shortens that wait: each audio embedding ``a_t``
+(the sudden loss drop SLAM-ASR shows). This loss is an attempt to shorten that wait: each audio embedding ``a_t``
 the projector emits is scored against every row of the LLM's input embedding table ``E``
 (``logits_t = a_t · Eᵀ``, no new parameters) and CTC asks the sequence of audio embeddings to spell
 the transcript's tokens in order, with the tokenizer's pad token as the CTC blank. Audio embeddings
 are thereby pulled toward the embeddings of the tokens being spoken, which the frozen LLM already
-reads. The loss is summed over utterances (like the cross-entropy, which the loop normalises by
+reads. Measured on the demo recipe (Whisper tiny.en -> SmolLM2-135M, batch 4, weight 1.0): validation
+loss 3.55 vs 3.66 without it at step 1000, but 3.52 vs 3.40 at step 1400, so it is off by default
+and the demo does not use it. The loss is summed over utterances (like the cross-entropy, which the loop normalises by
 the number of target tokens) and weighted by ``train.ctc_weight``; 0 turns it off.
 
 Requirements: at least as many audio embeddings as target tokens (about 3–5 tokens per second of
