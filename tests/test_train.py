@@ -168,3 +168,21 @@ def test_time_budget_stops_with_a_final_checkpoint(tmp_path, tone_corpus):
                                "train.valid_every=0", "train.save_every=1000000"))
     assert 0 < result.step < 1000000
     assert ckpt.latest_checkpoint(tmp_path / "run").step == result.step
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, tone_corpus):
+    """train.init_from: step 0 of the new run holds the old run's final weights, not fresh ones."""
+    train(tiny_config(tmp_path / "first", tone_corpus, *FAST))
+    source = ckpt.latest_checkpoint(tmp_path / "first").path
+    second = tiny_config(tmp_path / "second", tone_corpus, *FAST, "train.max_steps=1", "train.lr=1e-12",
+                         "train.warmup_steps=0", f"train.init_from={tmp_path / 'first'}")
+    fresh = tiny_config(tmp_path / "fresh", tone_corpus, *FAST, "train.max_steps=1", "train.lr=1e-12", "train.warmup_steps=0")
+    assert train(second).step == 1 and train(fresh).step == 1  # a new run: steps count from 0
+    old = load_file(str(source / "model.safetensors"))
+    new = load_file(str(ckpt.latest_checkpoint(tmp_path / "second").path / "model.safetensors"))
+    init = load_file(str(ckpt.latest_checkpoint(tmp_path / "fresh").path / "model.safetensors"))
+    assert old.keys() == new.keys()
+    assert all(torch.allclose(old[k], new[k], atol=1e-6) for k in old)  # lr 1e-12: one step changes nothing
+    assert not all(torch.allclose(old[k], init[k], atol=1e-6) for k in old)
+    with pytest.raises(FileNotFoundError, match="train.init_from"):
+        train(tiny_config(tmp_path / "bad", tone_corpus, *FAST, f"train.init_from={tmp_path / 'nowhere'}"))

@@ -159,6 +159,7 @@ class TrainConfig:
     save_every: int = _f(200, "Steps between checkpoints (a final one is always written).")
     keep_last: int = _f(2, "Checkpoints kept besides the best.")
     resume: bool = _f(False, "Continue from the latest checkpoint in `output_dir`.")
+    init_from: str | None = _f(None, "Start a new run from another run's trainable weights (a checkpoint directory, or a run directory: its latest checkpoint) with a fresh optimizer, schedule and data order, e.g. to go on training on new data; ignored when resuming.")
     tensorboard: bool = _f(True, "Also log metrics to TensorBoard.")
 
 

@@ -139,6 +139,20 @@ def resolve_checkpoint(run_dir: str | Path, which: str) -> Path:
     return latest.path
 
 
+def resolve_init_checkpoint(spec: str) -> Path:
+    """The checkpoint directory ``train.init_from`` names: a checkpoint directory, or a run
+    directory (its latest checkpoint)."""
+    path = Path(spec).expanduser()
+    if (path / "model.safetensors").is_file():
+        return path
+    if (path / "checkpoints").is_dir():
+        latest = latest_checkpoint(path)
+        if latest is not None:
+            return latest.path
+    raise FileNotFoundError(f"train.init_from={spec}: neither a checkpoint directory (with model.safetensors) "
+                            "nor a run directory with checkpoints")
+
+
 def load_weights(model: torch.nn.Module, ckpt_dir: str | Path) -> None:
     """Load a checkpoint's trainable weights into ``model``."""
     path = Path(ckpt_dir) / "model.safetensors"

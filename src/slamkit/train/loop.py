@@ -178,6 +178,10 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     device = resolve_device(tc.device)
     model = build_model(cfg).to(device)
     _log_parameters(model)
+    if tc.init_from and latest is None:
+        init = ckpt.resolve_init_checkpoint(tc.init_from)
+        ckpt.load_weights(model, init)
+        log.info("trainable weights initialised from %s (fresh optimizer, schedule and data order)", init)
 
     dataset, sampler, collator, skipped = make_loader_parts(cfg, model, cfg.data.train, shuffle=True, seed=tc.seed)
     valid_loader = None
