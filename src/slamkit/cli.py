@@ -93,7 +93,8 @@ def cmd_prepare_tts(args: argparse.Namespace) -> int:
 
     engines = [name for item in args.engines for name in item.split(",") if name]
     print(json.dumps(prepare_tts(args.text_file, args.out, engines=engines, num_utterances=args.limit, seed=args.seed,
-                                 telephone_fraction=args.telephone_fraction, workers=args.workers)))
+                                 telephone_fraction=args.telephone_fraction, workers=args.workers,
+                                 short_phrases=args.short_phrases)))
     return 0
 
 
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed for voices, rates, pitches (default 0)")
     t.add_argument("--telephone-fraction", type=float, default=0.0, help="share of clips passed through 8 kHz (default 0)")
     t.add_argument("--workers", type=int, default=None, help="processes (default: all usable cores)")
+    t.add_argument("--short-phrases", type=int, default=0, metavar="N",
+                   help="also speak N short utterances (1-3-word spans of the lines, numbers, ordinals, dates), "
+                        "spread among the lines (default 0)")
     t.set_defaults(func=cmd_prepare_tts)
     for corpus, text in (("asterisk", "Asterisk phone prompts (Debian asterisk-core-sounds-en-wav), 553 utterances"),
                          ("librivox", "the 5 LibriVox clips of Debian pocketsphinx-testdata")):

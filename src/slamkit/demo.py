@@ -49,18 +49,20 @@ class DemoOptions:
     encoder: str = "tiny.en"
     minutes: float = 30.0
     utterances: int = 8000
+    short_fraction: float = 0.1  # share of the utterances that are short phrases (slamkit.data.phrases)
     test_utterances: int = 100
     eval_limit: int | None = None  # clips per real-speech set (None: all)
     curve_clips: int = 40  # synthetic clips decoded for every kept checkpoint
     whisper: bool = True
     reference: bool = True
     seed: int = 0
+    prealign_steps: int | None = None  # None: the recipe's train.prealign_steps
     overrides: list[str] = field(default_factory=list)
 
     @classmethod
     def quick(cls, **kwargs) -> "DemoOptions":
         """A few minutes end to end: little data, a short budget, small evaluation sets."""
-        base = dict(minutes=2.0, utterances=400, test_utterances=20, eval_limit=40, curve_clips=10)
+        base = dict(minutes=2.0, utterances=400, test_utterances=20, eval_limit=40, curve_clips=10, prealign_steps=100)
         return cls(**{**base, **kwargs})
 
 
@@ -94,13 +96,16 @@ def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     from slamkit.data.text import fortune_sentences, write_text_file
 
     data = opts.out / "data"
-    tts_dir = data / f"tts-{opts.utterances}-{opts.seed}"
+    if not 0.0 <= opts.short_fraction < 1.0:
+        raise ValueError(f"short_fraction must be in [0, 1), got {opts.short_fraction}")
+    short = round(opts.utterances * opts.short_fraction)
+    tts_dir = data / (f"tts-{opts.utterances}-{opts.seed}" + (f"-short{short}" if short else ""))
     manifest = tts_dir / "tts.jsonl"
     if not manifest.is_file():
         sentences = fortune_sentences(assets["fortunes"])
         random.Random(opts.seed).shuffle(sentences)
-        write_text_file(sentences, data / "sentences.txt")
-        prepare_tts(data / "sentences.txt", tts_dir, num_utterances=opts.utterances, seed=opts.seed, telephone_fraction=0.3)
+        write_text_file(_tts_lines(sentences, opts, short), tts_dir / "lines.txt")
+        prepare_tts(tts_dir / "lines.txt", tts_dir, num_utterances=opts.utterances, seed=opts.seed, telephone_fraction=0.3)
     splits = _split(manifest, tts_dir, opts.test_utterances)
     if not (data / "asterisk.jsonl").is_file():
         prepare_asterisk(data, root=assets["asterisk-sounds"])
@@ -111,10 +116,29 @@ def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     return splits
 
 
+def _tts_lines(sentences: list[str], opts: DemoOptions, short: int) -> list[str]:
+    """What the demo's TTS speaks, in order: the held-out sentences (test, then validation), then
+    the training sentences with ``short`` short phrases cut from them (and numbers, dates) spread
+    among them — no phrase comes from a held-out sentence."""
+    from slamkit.data.prepare import with_short_phrases
+
+    held = opts.test_utterances + _valid_count(opts.utterances)
+    train = sentences[held:opts.utterances - short]
+    if held >= opts.utterances - short or not train:
+        raise ValueError(f"{opts.utterances} utterances leave no training sentences after {held} held out and {short} short phrases")
+    mixed = with_short_phrases(list(enumerate(train, start=1)), short, opts.seed)
+    return sentences[:held] + [text for _, text in mixed]
+
+
+def _valid_count(total: int) -> int:
+    """Validation clips for a synthetic set of ``total`` utterances."""
+    return min(100, max(total // 20, 10))
+
+
 def _split(manifest: Path, folder: Path, n_test: int) -> dict[str, Path]:
     """Cut the synthetic set into train / valid / synthetic (held-out test) manifests."""
     records = [r.to_json() for r in read_manifest(manifest)]
-    n_valid = min(100, max(len(records) // 20, 10))
+    n_valid = _valid_count(len(records))
     parts = {"synthetic": records[:n_test], "valid": records[n_test:n_test + n_valid], "train": records[n_test + n_valid:]}
     paths = {}
     for name, recs in parts.items():
@@ -143,7 +167,10 @@ def train_model(opts: DemoOptions, data: dict[str, Path]) -> tuple[Path, float]:
     run_dir = opts.out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     overrides = [f"data.train={data['train']}", f"data.valid={data['valid']}", f"train.output_dir={run_dir}",
-                 f"train.max_minutes={opts.minutes}", *opts.overrides]
+                 f"train.max_minutes={opts.minutes}"]
+    if opts.prealign_steps is not None:
+        overrides.append(f"train.prealign_steps={opts.prealign_steps}")
+    overrides += opts.overrides  # the user's word last
     cfg = load_config(recipe_path(opts.encoder), overrides)
     start = time.perf_counter()
     train(cfg)

@@ -39,6 +39,7 @@ from slamkit.data.biasing import (
     load_biasing_list,
 )
 from slamkit.data.manifest import write_manifest
+from slamkit.data.phrases import short_phrases as short_phrase_texts
 from slamkit.data.tts import TTS_ENGINES, TTSError, TTSJob, check_engines, synthesize
 from slamkit.registry import Registry
 
@@ -106,6 +107,20 @@ def read_sentences(text_file: str | Path, max_words: int = 40) -> tuple[list[tup
     return kept, skipped
 
 
+def with_short_phrases(lines: Sequence[tuple[int, str]], count: int, seed: int) -> list[tuple[int, str]]:
+    """``lines`` with ``count`` short phrases spread evenly among them (line number 0: not from the file)."""
+    if count <= 0:
+        return list(lines)
+    phrases = short_phrase_texts([text for _, text in lines], count, seed)
+    total = len(lines) + count
+    slots = {(2 * i + 1) * total // (2 * count) for i in range(count)}  # evenly spaced, distinct
+    merged: list[tuple[int, str]] = []
+    line_iter, phrase_iter = iter(lines), iter(phrases)
+    for index in range(total):
+        merged.append((0, next(phrase_iter)) if index in slots else next(line_iter))
+    return merged
+
+
 def make_tts_jobs(lines: Sequence[tuple[int, str]], source: str, wav_dir: Path, engines: Sequence[str],
                   num_utterances: int | None, seed: int, telephone_fraction: float) -> list[TTSJob]:
     """One job per utterance: lines in file order (cycled when more utterances are asked for),
@@ -117,7 +132,8 @@ def make_tts_jobs(lines: Sequence[tuple[int, str]], source: str, wav_dir: Path, 
         rng = random.Random(f"{seed}-{index}")
         engine = TTS_ENGINES.get(rng.choice(list(engines)))
         key = f"tts-{index:06d}"
-        jobs.append(TTSJob(key=key, text=text, where=f"{source}:{number}", voice=engine.sample_voice(rng),
+        where = f"{source}:{number}" if number else f"a short phrase made from {source}"
+        jobs.append(TTSJob(key=key, text=text, where=where, voice=engine.sample_voice(rng),
                            telephone=rng.random() < telephone_fraction, wav=wav_dir / f"{key}.wav"))
     return jobs
 
@@ -148,7 +164,8 @@ def default_workers() -> int:
 @CORPORA.register("tts")
 def prepare_tts(text_file: str | Path, out_dir: str | Path, engines: Sequence[str] = ("flite", "espeak-ng"),
                 num_utterances: int | None = None, seed: int = 0, telephone_fraction: float = 0.0,
-                max_words: int = 40, workers: int | None = None, name: str = "tts") -> dict[str, Any]:
+                max_words: int = 40, workers: int | None = None, name: str = "tts",
+                short_phrases: int = 0) -> dict[str, Any]:
     """Speak the sentences of ``text_file`` with many voices; write ``<out_dir>/<name>.jsonl``.
 
     Args:
@@ -160,11 +177,14 @@ def prepare_tts(text_file: str | Path, out_dir: str | Path, engines: Sequence[st
         telephone_fraction: share of clips passed through 8 kHz and back.
         max_words: longer lines are skipped.
         workers: processes (default: all usable cores).
+        short_phrases: also speak this many short utterances (:mod:`slamkit.data.phrases`: 1–3-word
+            spans of the file's lines, numbers, ordinals, dates), spread evenly among the lines.
     """
     if not 0.0 <= telephone_fraction <= 1.0:
         raise ValueError(f"telephone_fraction must be in [0, 1], got {telephone_fraction}")
     check_engines(engines)
     lines, skipped = read_sentences(text_file, max_words=max_words)
+    lines = with_short_phrases(lines, short_phrases, seed)
     out = Path(out_dir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     jobs = make_tts_jobs(lines, str(text_file), out / "wav", engines, num_utterances, seed, telephone_fraction)

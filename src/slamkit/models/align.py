@@ -55,3 +55,42 @@ def ctc_alignment_loss(audio_embeds: Tensor, audio_lengths: Tensor, embedding: T
         log_probs, targets, audio_lengths.long(), target_lengths.long(), blank=blank_id,
         reduction="sum", zero_infinity=True,
     )
+
+
+def uniform_alignment_targets(audio_lengths: Tensor, labels: Tensor, blank_id: int, steps: int) -> tuple[Tensor, Tensor]:
+    """For each audio position, the target token a uniform alignment assigns it.
+
+    Audio embedding ``j`` of a row with ``L`` embeddings and ``n`` target tokens gets token
+    ``floor(j * n / L)``: the transcript's tokens spread evenly over the clip. Returns target ids
+    ``[b, steps]`` and a validity mask ``[b, steps]`` (positions past ``L`` and rows with no target
+    token are invalid).
+    """
+    targets, counts = ctc_targets(labels, blank_id)
+    starts = torch.cumsum(counts, 0) - counts  # where each row's tokens begin in ``targets``
+    positions = torch.arange(steps, device=labels.device).unsqueeze(0)  # [1, steps]
+    lengths = audio_lengths.long().unsqueeze(1)
+    valid = (positions < lengths) & (counts.unsqueeze(1) > 0)
+    index = positions * counts.unsqueeze(1) // lengths.clamp(min=1)  # [b, steps], < count where valid
+    flat = (starts.unsqueeze(1) + index.clamp(max=(counts - 1).clamp(min=0).unsqueeze(1))).clamp(max=max(len(targets) - 1, 0))
+    ids = targets[flat] if len(targets) else torch.zeros_like(flat)
+    return ids, valid
+
+
+def uniform_alignment_loss(audio_embeds: Tensor, audio_lengths: Tensor, embedding: Tensor, labels: Tensor,
+                           blank_id: int) -> tuple[Tensor, int]:
+    """Squared distance between each audio embedding and the token embedding the uniform alignment
+    (:func:`uniform_alignment_targets`) assigns it, averaged over each row's positions and summed
+    over rows (every clip counts the same, short or long); and the number of rows scored.
+
+    Used by ``train.prealign_steps``: with no LLM forward pass, a fresh projector learns in a minute
+    or two to emit, in order, vectors near the embeddings of the tokens being spoken. The frozen
+    LLM then reads its input roughly like text from the first step of ordinary training, which
+    shortens the long wait before the projector aligns (see the README's "Pre-alignment").
+    """
+    ids, valid = uniform_alignment_targets(audio_lengths, labels, blank_id, audio_embeds.shape[1])
+    wanted = embedding.detach()[ids].float()  # [b, t, d]
+    errors = (audio_embeds.float() - wanted).pow(2).sum(-1) * valid  # [b, t]
+    positions = valid.sum(dim=1)
+    scored = positions > 0
+    return (errors.sum(dim=1)[scored] / positions[scored]).sum(), int(scored.sum())
+

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from slamkit.config import Config, DecodeConfig, EncoderConfig
 from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
 from slamkit.data.collate import IGNORE_INDEX, Batch
-from slamkit.models.align import ctc_alignment_loss
+from slamkit.models.align import ctc_alignment_loss, uniform_alignment_loss
 from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
 from slamkit.models.llm import PromptBuilder, load_llm
 from slamkit.models.peft import apply_trainability, count_parameters
@@ -55,6 +55,7 @@ class SpeechLLM(nn.Module):
         self.feature_cache: FeatureCache | None = None
         self._cache_spec: tuple[str, str, str] | None = None  # (root, config fingerprint, dtype)
         self.ctc_weight = 0.0  # weight of the auxiliary CTC alignment loss (train.ctc_weight)
+        self.prealign = False  # set by the loop for the first train.prealign_steps steps
 
     # ---- lengths -------------------------------------------------------------------------
     def audio_token_count(self, num_samples: int) -> int:
@@ -141,6 +142,8 @@ class SpeechLLM(nn.Module):
         (:mod:`slamkit.models.align`) in ``aux_sum``.
         """
         audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
+        if self.training and self.prealign:
+            return self._prealign_loss(audio_embeds, audio_lengths, batch)
         embeds = self.splice(batch.input_ids, audio_embeds, audio_lengths)
         aux = None
         if self.training and self.ctc_weight > 0:
@@ -154,6 +157,19 @@ class SpeechLLM(nn.Module):
         loss_sum = nn.functional.cross_entropy(logits, targets, reduction="sum")
         correct = int((logits.argmax(-1) == targets).sum())
         return LossOutput(loss_sum, int(mask.sum()), correct, aux)
+
+    def _prealign_loss(self, audio_embeds: Tensor, audio_lengths: Tensor, batch: Batch) -> LossOutput:
+        """Pre-alignment (``train.prealign_steps``): no LLM pass; the projector's outputs are pulled
+        toward the embeddings of the transcript's tokens spread evenly over the clip.
+
+        ``loss_sum`` is scaled so that the loop's division by the batch's target tokens gives the
+        mean over clips of each clip's mean squared distance.
+        """
+        table = self.llm.get_input_embeddings().weight
+        pad = int(self.prompts.tokenizer.pad_token_id)
+        total, clips = uniform_alignment_loss(audio_embeds, audio_lengths, table, batch.labels, pad)
+        tokens = batch.num_target_tokens
+        return LossOutput(total * (tokens / max(clips, 1)), tokens, 0)
 
     def _target_logits(self, embeds: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
         """Logits [n, vocab] at the positions ``mask`` [b, s-1] selects.
@@ -232,6 +248,8 @@ def build_model(cfg: Config) -> SpeechLLM:
     if cfg.train.ctc_weight < 0:
         raise ValueError(f"train.ctc_weight must be >= 0, got {cfg.train.ctc_weight}")
     model.ctc_weight = float(cfg.train.ctc_weight)
+    if cfg.train.prealign_steps < 0:
+        raise ValueError(f"train.prealign_steps must be >= 0, got {cfg.train.prealign_steps}")
     if m.encoder.cache_dir:
         model.attach_feature_cache(m.encoder)
     return model

@@ -111,12 +111,19 @@ def build_optimizer(model: SpeechLLM, tc: TrainConfig) -> torch.optim.Optimizer:
 
 
 def lr_factor(step: int, tc: TrainConfig) -> float:
-    """Multiplier of the peak learning rate at optimizer step ``step`` (0-based)."""
+    """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
+
+    With ``prealign_steps`` P, steps < P (pre-alignment) warm up and stay at the peak; ordinary
+    training then counts its own steps from P: warmup again, then the schedule over the rest.
+    """
+    if step < tc.prealign_steps:
+        return min((step + 1) / tc.warmup_steps, 1.0) if tc.warmup_steps else 1.0
+    step, max_steps = step - tc.prealign_steps, tc.max_steps - tc.prealign_steps
     if step < tc.warmup_steps:
         return (step + 1) / tc.warmup_steps
     if tc.schedule == "constant":
         return 1.0
-    progress = min((step - tc.warmup_steps) / max(tc.max_steps - tc.warmup_steps, 1), 1.0)
+    progress = min((step - tc.warmup_steps) / max(max_steps - tc.warmup_steps, 1), 1.0)
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if tc.schedule == "cosine" else 1 - progress
     return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * shape
 
@@ -205,6 +212,13 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
     loss_sum, token_sum = log_window  # over the log window: the logged loss is its token-weighted mean
     while step < tc.max_steps:
+        model.prealign = step < tc.prealign_steps
+        if step == tc.prealign_steps > 0:
+            # Pre-alignment is over: its Adam moments belong to another loss; ordinary training
+            # starts with a fresh state (also right after a resume at exactly this step).
+            optimizer.state.clear()
+            loss_sum, token_sum = 0.0, 0
+            log.info("step %d: pre-alignment done; training the whole model", step)
         window, window_skipped = _next_window(stream, tc.grad_accum)
         skipped += window_skipped
         stats = _optimizer_step(model, window, optimizer, scheduler, scaler, tc, device)
@@ -218,9 +232,13 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         final = step == tc.max_steps or _over_budget(started, tc)
         if step % tc.log_every == 0 or final:
             elapsed = time.perf_counter() - window_start
-            logger.log({**stats, "loss": loss_sum / max(token_sum, 1), "step_loss": stats["loss"],
-                        "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped,
-                        **model.cache_stats()}, step)
+            record = {**stats, "loss": loss_sum / max(token_sum, 1), "step_loss": stats["loss"],
+                      "audio_s_per_s": audio_seconds / max(elapsed, 1e-9), "epoch": sampler.epoch, "skipped": skipped,
+                      **model.cache_stats()}
+            if model.prealign:  # a distance, not a token loss: logged under its own name
+                record = {k: v for k, v in record.items() if k not in ("loss", "step_loss", "acc")}
+                record["prealign_loss"] = loss_sum / max(token_sum, 1)
+            logger.log(record, step)
             window_start, audio_seconds, loss_sum, token_sum = time.perf_counter(), 0.0, 0.0, 0
         if valid_loader is not None and ((tc.valid_every and step % tc.valid_every == 0) or final):
             metrics = validate(model, valid_loader, device, tc.precision)
