@@ -97,3 +97,17 @@ def test_resume_across_the_end_of_prealignment_is_exact(tmp_path, tone_corpus) -
 def test_negative_prealign_steps_are_refused(tmp_path, tone_corpus) -> None:
     with pytest.raises(ValueError, match="train.prealign_steps"):
         train(tiny_config(tmp_path / "bad", tone_corpus, *FAST, "train.prealign_steps=-1"))
+
+
+def test_progress_bar_pace_restarts_after_prealignment() -> None:
+    """The ETA comes from the pace since the switch, not from the far faster pre-alignment steps."""
+    import time
+
+    from slamkit.train.loop import _expected_steps
+
+    tc = TrainConfig(max_steps=100_000, max_minutes=1.0)
+    now = time.perf_counter()
+    # 1000 pre-alignment steps took 10 s; 10 ordinary steps since then took 10 s: 40 s left at 1 s/step
+    expected = _expected_steps(now - 20, 1010, tc, 100_000, (now - 10, 1000))
+    assert 1045 <= expected <= 1052
+    assert _expected_steps(now - 20, 1000, tc, 777, (now, 1000)) == 777  # no pace yet: unchanged

@@ -208,6 +208,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     model.train()
     stream = batch_stream(dataset, sampler, collator, cfg.data.num_workers)
     started, first_step = time.perf_counter(), step
+    pace = (started, step)  # where the progress bar measures the pace from (restarted after pre-alignment)
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
     loss_sum, token_sum = log_window  # over the log window: the logged loss is its token-weighted mean
@@ -218,6 +219,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
             # starts with a fresh state (also right after a resume at exactly this step).
             optimizer.state.clear()
             loss_sum, token_sum = 0.0, 0
+            pace = (time.perf_counter(), step)  # pre-alignment steps are far faster: not a guide
             log.info("step %d: pre-alignment done; training the whole model", step)
         window, window_skipped = _next_window(stream, tc.grad_accum)
         skipped += window_skipped
@@ -226,7 +228,8 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         last_loss = stats["loss"]
         audio_seconds += stats["audio_seconds"]
         loss_sum, token_sum = loss_sum + stats["loss"] * stats["tokens"], token_sum + stats["tokens"]
-        bar.total = _expected_steps(started, step, tc, bar.total, first_step)
+        if not model.prealign:
+            bar.total = _expected_steps(started, step, tc, bar.total, pace)
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
         final = step == tc.max_steps or _over_budget(started, tc)
@@ -259,12 +262,13 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     return TrainResult(Path(tc.output_dir), step, last_loss, valid_loss, skipped)
 
 
-def _expected_steps(started: float, step: int, tc: TrainConfig, current: int, first_step: int) -> int:
+def _expected_steps(started: float, step: int, tc: TrainConfig, current: int, pace: tuple[float, int]) -> int:
     """The step the run will end at: ``max_steps``, or sooner when the time budget runs out first
-    (estimated from the pace so far), so the progress bar's ETA is the budget's."""
-    if tc.max_minutes is None or step <= first_step:
+    (estimated from the pace since ``pace`` = (time, step)), so the progress bar's ETA is the budget's."""
+    pace_started, pace_step = pace
+    if tc.max_minutes is None or step <= pace_step:
         return current
-    per_step = (time.perf_counter() - started) / (step - first_step)
+    per_step = (time.perf_counter() - pace_started) / (step - pace_step)
     left = 60 * tc.max_minutes - (time.perf_counter() - started)
     return min(tc.max_steps, step + max(int(left / per_step), 1))
 
