@@ -58,7 +58,8 @@ def test_lr_schedule_restarts_its_warmup_after_prealignment() -> None:
 
 
 def test_prealignment_trains_only_the_projector_then_everything(tmp_path, tone_corpus) -> None:
-    pre = train(tiny_config(tmp_path / "pre", tone_corpus, *FAST, "train.max_steps=3", "train.prealign_steps=3"))
+    pre = train(tiny_config(tmp_path / "pre", tone_corpus, *FAST, "train.max_steps=3", "train.prealign_steps=3",
+                            "train.valid_every=2"))
     fresh = train(tiny_config(tmp_path / "fresh", tone_corpus, *FAST, "train.max_steps=3", "train.lr=1e-12"))
     assert pre.step == fresh.step == 3
     a = load_file(str(ckpt.latest_checkpoint(tmp_path / "pre").path / "model.safetensors"))
@@ -72,6 +73,8 @@ def test_prealignment_trains_only_the_projector_then_everything(tmp_path, tone_c
     assert records and all("prealign_loss" in r and "loss" not in r for r in records)
     losses = [r["prealign_loss"] for r in records]
     assert all(loss > 0 for loss in losses)
+    # no validation during pre-alignment (step 2), only the final one
+    assert [r["step"] for r in read_metrics(tmp_path / "pre") if "valid_loss" in r] == [3]
 
 
 def test_resume_across_the_end_of_prealignment_is_exact(tmp_path, tone_corpus) -> None:

@@ -191,10 +191,13 @@ def decode_sets(run_dir: Path, sets: dict[str, Path], out: Path, checkpoint: str
     return scores
 
 
-def wer_by_checkpoint(run_dir: Path, manifest: Path, out: Path) -> list[dict]:
-    """WER of every kept checkpoint on ``manifest``: the alignment as it happens."""
+def wer_by_checkpoint(run_dir: Path, manifest: Path, out: Path, after_step: int = 0) -> list[dict]:
+    """WER of every kept checkpoint past ``after_step`` (pre-alignment's) on ``manifest``: the
+    alignment as it happens."""
     curve = []
     for info in ckpt.list_checkpoints(run_dir):
+        if info.step <= after_step:
+            continue
         scores = decode_sets(run_dir, {"curve": manifest}, out / f"step_{info.step:08d}", checkpoint=str(info.path))
         curve.append({"step": info.step, "wer": scores["curve"]["wer"]})
     return curve
@@ -243,7 +246,8 @@ def run_demo(opts: DemoOptions) -> dict:
     t = time.perf_counter()
     ours = decode_sets(run_dir, sets, opts.out / "hyps" / "ours")
     curve_set = _subset(data["synthetic"], opts.out / "data" / "curve.jsonl", opts.curve_clips, opts.seed)
-    curve = wer_by_checkpoint(run_dir, curve_set, opts.out / "hyps" / "curve")
+    prealign = load_config(run_dir / "config.yaml").train.prealign_steps
+    curve = wer_by_checkpoint(run_dir, curve_set, opts.out / "hyps" / "curve", after_step=prealign)
     timings["evaluate"] = time.perf_counter() - t
     reference = None
     ref_dir = reference_run_dir(opts.encoder) if opts.reference else None

@@ -243,7 +243,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
                 record["prealign_loss"] = loss_sum / max(token_sum, 1)
             logger.log(record, step)
             window_start, audio_seconds, loss_sum, token_sum = time.perf_counter(), 0.0, 0.0, 0
-        if valid_loader is not None and ((tc.valid_every and step % tc.valid_every == 0) or final):
+        if valid_loader is not None and _validated(step, tc, final):
             metrics = validate(model, valid_loader, device, tc.precision)
             valid_loss = metrics["valid_loss"]
             logger.log(metrics, step)
@@ -279,7 +279,9 @@ def _over_budget(started: float, tc: TrainConfig) -> bool:
 
 
 def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
-    return final or bool(tc.valid_every and step % tc.valid_every == 0)
+    """Whether step ``step`` validates: every ``valid_every`` steps and at the end, but not during
+    pre-alignment (the LLM has not seen audio yet: its loss there says nothing)."""
+    return final or bool(tc.valid_every and step % tc.valid_every == 0 and step > tc.prealign_steps)
 
 
 def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.optim.Optimizer, scheduler, scaler,
