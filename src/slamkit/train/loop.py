@@ -207,7 +207,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
 
     model.train()
     stream = batch_stream(dataset, sampler, collator, cfg.data.num_workers)
-    started, first_step = time.perf_counter(), step
+    started = time.perf_counter()
     pace = (started, step)  # where the progress bar measures the pace from (restarted after pre-alignment)
     bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     last_loss, window_start, audio_seconds = float("nan"), time.perf_counter(), 0.0
