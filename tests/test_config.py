@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
+
 import pytest
 
-from slamkit.config import ConfigError, config_reference, dump_config, load_config, parse_override
+from slamkit.config import (CONFIG_REFERENCE_BEGIN, CONFIG_REFERENCE_END, ConfigError, config_reference,
+                            config_reference_markdown, dump_config, load_config, parse_override, update_config_reference)
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+REGENERATE = "slamkit config --write-readme README.md"
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -63,9 +70,57 @@ def test_every_key_documented():
     assert all(help_text for _, _, _, help_text in rows)
 
 
-def test_readme_documents_every_key():
-    from pathlib import Path
+def test_markdown_reference_has_one_row_per_key_in_schema_order():
+    text = config_reference_markdown()
+    assert text == config_reference_markdown() and text.endswith("|\n")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == [key for key, _, _, _ in config_reference()]
+    titles = [line.strip("*") for line in text.splitlines() if line.startswith("**")]
+    assert titles == ["model.encoder", "model.projector", "model.llm", "model.lora", "data", "train", "decode"]
+    assert all(row.replace("\\|", "").count("|") == 5 for row in rows)  # 4 cells: every other | is escaped
+    assert "| `model.llm.plain_template` | str | `\"USER: {content}\\nASSISTANT: \"` |" in text
+    assert "| `model.llm.audio_token` | str | `<\\|audio\\|>` |" in text
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    missing = [key for key, _, _, _ in config_reference() if f"`{key}`" not in readme]
-    assert not missing, f"README's config reference lacks {missing}"
+
+def _stale_config_reference(readme: str) -> str | None:
+    """None when the README's generated config reference matches the schema, else why not and the fix."""
+    try:
+        expected = update_config_reference(readme)
+    except ValueError as exc:
+        return f"README.md's config reference block is broken ({exc}); restore the markers, then run `{REGENERATE}`"
+    if expected == readme:
+        return None
+    diff = difflib.unified_diff(readme.splitlines(), expected.splitlines(), "README.md", "schema", lineterm="", n=0)
+    return f"README.md's config reference differs from the schema in src/slamkit/config.py; run `{REGENERATE}`:\n" + "\n".join(diff)
+
+
+def test_readme_config_reference_is_generated_from_the_schema():
+    problem = _stale_config_reference(README.read_text(encoding="utf-8"))
+    assert problem is None, problem
+
+
+def test_a_drifted_readme_config_reference_is_flagged():
+    readme = README.read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `train.max_steps` |"))
+    edits = {
+        "changed default": readme.replace(row, row.replace("`1000`", "`500`")),
+        "dropped row": readme.replace(row + "\n", ""),
+        "hand-written row": readme.replace(row, row + "\n| `train.max_stepz` | int | `1` | Typo. |"),
+        "no end marker": readme.replace(CONFIG_REFERENCE_END, ""),
+        "two begin markers": readme.replace(CONFIG_REFERENCE_BEGIN, CONFIG_REFERENCE_BEGIN * 2),
+    }
+    for what, edited in edits.items():
+        assert edited != readme, what
+        problem = _stale_config_reference(edited)
+        assert problem is not None and REGENERATE in problem, what
+    assert update_config_reference(edits["changed default"]) == readme  # regenerating repairs it
+    assert "+| `train.max_steps` | int | `1000` |" in (_stale_config_reference(edits["changed default"]) or "")
+
+
+def test_update_config_reference_replaces_only_the_block():
+    text = f"# Title\n\nintro\n{CONFIG_REFERENCE_BEGIN}\nold table\n{CONFIG_REFERENCE_END}\n\n## Next\n"
+    updated = update_config_reference(text)
+    assert updated == f"# Title\n\nintro\n{CONFIG_REFERENCE_BEGIN}\n\n{config_reference_markdown()}\n{CONFIG_REFERENCE_END}\n\n## Next\n"
+    assert update_config_reference(updated) == updated
+    with pytest.raises(ValueError, match="before"):
+        update_config_reference(f"{CONFIG_REFERENCE_END}\n{CONFIG_REFERENCE_BEGIN}\n")

@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from slamkit.models.encoders import ENCODERS
+from slamkit.models.encoders.base import ENCODERS
 from slamkit.train.log import read_metrics
 from slamkit.train.loop import train
 

@@ -26,7 +26,8 @@ from slamkit.cli import build_parser
 from slamkit.config import Config, load_config
 from slamkit.models.speech_llm import build_model, parameter_report
 from slamkit.train.distributed import autocast
-from slamkit.train.loop import make_loader_parts
+from slamkit.train.data import build_loader
+from slamkit.train.objectives import LanguageModelObjective
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
@@ -116,10 +117,11 @@ def first_batch_loss(cfg: Config) -> tuple[torch.nn.Module, torch.Tensor, int]:
     torch.manual_seed(0)
     model = build_model(cfg).train()
     assert any(p.requires_grad for p in model.parameters()), "nothing trains: every part is frozen"
-    dataset, sampler, collator, _ = make_loader_parts(cfg, model, cfg.data.train, shuffle=False, seed=0)
-    batch = collator([dataset[i] for i in next(iter(sampler))])
+    data = build_loader(cfg, model, cfg.data.train, "valid")
+    batch = data.collator([data.dataset[i] for i in next(iter(data.sampler))])
+    objective = LanguageModelObjective(0.0, lambda: model.embedding_table, model.pad_token_id)
     with autocast(cfg.train.precision, torch.device("cpu")):
-        out = model(batch)
+        out = objective(model, batch)
     loss = out.loss_sum / max(out.num_tokens, 1)
     loss.backward()
     return model, loss.detach(), out.num_tokens

@@ -6,14 +6,20 @@ form is accepted too). An unknown key fails with its dotted name and the closest
 value of the wrong type fails with the key and the expected type. ``dump_config`` writes the
 resolved config, which is enough to rebuild the model.
 
-Every field carries a ``help`` string in its metadata: ``slamkit config`` and the README's
-config reference are generated from it, so the two never drift apart.
+Every field carries a ``help`` string in its metadata. :func:`config_reference` turns the schema
+into (key, type, default, help) rows, which ``slamkit config`` prints as a list;
+:func:`config_reference_markdown` renders the same rows as Markdown tables, one per section
+(``slamkit config --markdown``). In README.md, the "Config reference" tables are that output,
+kept between the :data:`CONFIG_REFERENCE_BEGIN` and :data:`CONFIG_REFERENCE_END` marker comments;
+``slamkit config --write-readme README.md`` (:func:`update_config_reference`) rewrites the block in
+place, and tests/test_config.py fails when the README's block differs from the schema.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import types
 import typing
@@ -43,7 +49,7 @@ Trainability = Literal["frozen", "lora", "full"]
 
 @dataclass
 class EncoderConfig:
-    """The audio encoder (registry: ``slamkit.models.encoders.ENCODERS``)."""
+    """The audio encoder (registry: ``slamkit.models.encoders.base.ENCODERS``)."""
 
     name: str = _f("whisper", "Registered encoder: whisper | hf_ssl | wav2vec2 | hubert | wavlm | data2vec_audio | beats | eat | emotion2vec | mert | clap | ast (`slamkit list encoders`).")
     path: str | None = _f(None, "Pretrained weights in the encoder's official format (Whisper: HF directory, faster-whisper/CTranslate2 model.bin or OpenAI .pt; BEATs/EAT/emotion2vec: their .pt; the others: HF directories; see README \"Encoders\"), or asset:NAME; null builds random weights from `preset`.")
@@ -144,7 +150,7 @@ class TrainConfig:
     projector_lr: float | None = _f(None, "Learning rate for the projector; null uses `lr`.")
     lora_lr: float | None = _f(None, "Learning rate for LoRA weights; null uses `lr`.")
     ctc_weight: float = _f(0.0, "Weight of an auxiliary CTC loss that asks the projector's outputs, scored against the LLM's token embeddings, to spell the transcript (no new parameters); 0 turns it off. On the demo recipe it sped the start (validation loss 3.55 vs 3.66 at step 1000) but not the alignment (3.52 vs 3.40 at step 1400).")
-    prealign_steps: int = _f(0, "Pre-alignment: the first N optimizer steps train only the projector, with no LLM pass, to emit the embeddings of the transcript's tokens spread evenly over each clip (squared distance to the LLM's embedding table, averaged per clip); then the optimizer state is reset and ordinary training starts with its own warmup. 0 turns it off. For speech-to-text tasks; the demo recipes use 1000.")
+    prealign_steps: int = _f(0, "Pre-alignment: the first N optimizer steps train only the projector, with no LLM pass, to emit the embeddings of the transcript's tokens spread evenly over each clip (squared distance to the LLM's embedding table, averaged per clip); then the optimizer state is reset and ordinary training starts with its own warmup. 0 turns it off. For speech-to-text tasks; the demo recipes use 1000. See the README's \"Pre-alignment\".")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     betas: list[float] = _f([0.9, 0.999], "AdamW betas.")
     warmup_steps: int = _f(100, "Linear warmup steps.")
@@ -320,9 +326,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read a YAML config (or start from defaults), apply overrides, check keys and types."""
     tree: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        from slamkit.recipe_files import RecipeNotFoundError, resolve_recipe
+
+        try:  # a file, else a packaged recipe by name (recipes/NAME.yaml, NAME.yaml, NAME)
+            path = resolve_recipe(path)
+        except RecipeNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -349,8 +358,15 @@ def dump_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
+def _default_text(value: Any) -> str:
+    """A default as one line of YAML (a string with line breaks as a double-quoted YAML string)."""
+    if isinstance(value, str) and "\n" in value:
+        return json.dumps(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix("...")
+
+
 def config_reference() -> list[tuple[str, str, str, str]]:
-    """(key, type, default, help) for every leaf key, for docs and ``slamkit config --help``."""
+    """(key, type, default, help) for every leaf key in schema order, for ``slamkit config`` and the docs."""
     rows = []
 
     def walk(cls: type, prefix: str) -> None:
@@ -361,7 +377,47 @@ def config_reference() -> list[tuple[str, str, str, str]]:
                 walk(tp, f"{prefix}{f.name}.")
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            rows.append((f"{prefix}{f.name}", _type_name(tp), yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...").removesuffix("..."), f.metadata.get("help", "")))
+            rows.append((f"{prefix}{f.name}", _type_name(tp), _default_text(default), f.metadata.get("help", "")))
 
     walk(Config, "")
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The Markdown reference (README.md's "Config reference" block)
+# ---------------------------------------------------------------------------------------------
+
+#: The marker comments around the generated block in README.md.
+CONFIG_REFERENCE_BEGIN = "<!-- BEGIN CONFIG REFERENCE (generated: slamkit config --write-readme README.md) -->"
+CONFIG_REFERENCE_END = "<!-- END CONFIG REFERENCE -->"
+
+
+def _cell(text: str) -> str:
+    """Table-cell text: one line, pipes escaped (also inside code spans, as GitHub's tables need)."""
+    return " ".join(text.split("\n")).replace("|", "\\|")
+
+
+def config_reference_markdown() -> str:
+    """The config reference as Markdown: per section (``model.encoder``, …, ``decode``, in schema
+    order) a bold title and a table of key | type | default | description. Deterministic: the
+    same schema gives the same text, ending in one newline."""
+    sections: dict[str, list[str]] = {}
+    for key, tp, default, help_text in config_reference():
+        section = key.rpartition(".")[0] or "(top level)"
+        sections.setdefault(section, []).append(
+            f"| `{key}` | {_cell(tp)} | `{_cell(default)}` | {_cell(help_text)} |")
+    header = ["| key | type | default | description |", "|---|---|---|---|"]
+    return "\n\n".join("\n".join([f"**{name}**", "", *header, *rows]) for name, rows in sections.items()) + "\n"
+
+
+def update_config_reference(text: str) -> str:
+    """``text`` (a README) with the block between the marker comments replaced by
+    :func:`config_reference_markdown`; the text is returned unchanged when the block is current.
+    Raises ValueError unless each marker occurs exactly once, BEGIN before END."""
+    if text.count(CONFIG_REFERENCE_BEGIN) != 1 or text.count(CONFIG_REFERENCE_END) != 1:
+        raise ValueError(f"expected one {CONFIG_REFERENCE_BEGIN} line and one {CONFIG_REFERENCE_END} line")
+    head, rest = text.split(CONFIG_REFERENCE_BEGIN)
+    if CONFIG_REFERENCE_END not in rest:
+        raise ValueError(f"{CONFIG_REFERENCE_END} comes before {CONFIG_REFERENCE_BEGIN}")
+    tail = rest.split(CONFIG_REFERENCE_END)[1]
+    return f"{head}{CONFIG_REFERENCE_BEGIN}\n\n{config_reference_markdown()}\n{CONFIG_REFERENCE_END}{tail}"

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from slamkit.data.manifest import Record
-from slamkit.eval.bwer import librispeech_normalize
+from slamkit.eval.normalizer import librispeech_normalize
 
 if TYPE_CHECKING:
     from slamkit.config import DataConfig

@@ -9,8 +9,9 @@ For generation (left padding, no target)::
 
     [pad …] [prompt-before-audio] [AUDIO × N_i] [prompt-after-audio]
 
-N_i is asked from the model (``token_count(num_samples)``): the data layer never hard-codes
-encoder or projector downsampling.
+N_i comes from ``token_count(num_samples)``, a pure length rule the caller passes in
+(:class:`slamkit.models.lengths.AudioTokenCounter`): the data layer never hard-codes encoder or
+projector downsampling, and never calls the model.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 
-IGNORE_INDEX = -100
-
+from slamkit.batch import IGNORE_INDEX, Batch
 
 @dataclass
 class Example:
@@ -36,33 +35,6 @@ class Example:
     target: str  # reference text
     extra: dict = field(default_factory=dict)
     cache_key: str | None = None  # identity of the clip (file + crop) for the feature cache; None: not cacheable
-
-
-@dataclass
-class Batch:
-    """A padded batch. Shapes: b = batch, t = audio samples, s = tokens."""
-
-    keys: list[str]
-    audio: Tensor  # [b, t] float32, zero-padded
-    audio_lengths: Tensor  # [b] long, valid samples
-    input_ids: Tensor  # [b, s] long
-    attention_mask: Tensor  # [b, s] long, 1 on real tokens
-    labels: Tensor  # [b, s] long, IGNORE_INDEX off-target
-    targets: list[str]
-    skipped: int = 0  # samples dropped from this batch because their audio failed to load
-    extras: list[dict] = field(default_factory=list)
-    cache_keys: list[str | None] = field(default_factory=list)  # [b] clip keys for the feature cache (may be empty)
-
-    def to(self, device: torch.device | str) -> "Batch":
-        """Move the tensors to ``device`` (returns self)."""
-        for name in ("audio", "audio_lengths", "input_ids", "attention_mask", "labels"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
-
-    @property
-    def num_target_tokens(self) -> int:
-        """Number of label positions that count in the loss (before the causal shift)."""
-        return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
 
 
 class Collator:

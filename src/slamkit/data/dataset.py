@@ -2,7 +2,7 @@
 
 It knows nothing of the encoder or the LLM beyond two callables that turn text into ids. Each
 example carries its clip's identity key (file identity + crop + sample rate, see
-:func:`slamkit.data.cache.clip_key`), which the model may use to serve frozen-encoder features
+:func:`clip_key`), which the model may use to serve frozen-encoder features
 from the feature cache. A sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
 the collator drops it and the loop counts it) and raises :class:`AudioError` otherwise.
 
@@ -17,6 +17,7 @@ the biasing words their prompt used in ``extra["biasing_words"]``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -24,12 +25,18 @@ from torch.utils.data import Dataset
 
 from slamkit.data.audio import AudioError, audio_duration, load_audio
 from slamkit.data.biasing import FIELD
-from slamkit.data.cache import clip_key
+from slamkit.fingerprint import digest, file_identity
 from slamkit.data.collate import Example
 from slamkit.data.manifest import Record
 from slamkit.data.tasks import PromptResolver
 
 log = logging.getLogger(__name__)
+
+
+def clip_key(source: str | Path, offset: float, duration: float | None, sample_rate: int, content_hash: bool = False) -> str:
+    """Hex key of one clip: the file's identity, the crop (seconds) and the load sample rate."""
+    return digest({"file": file_identity(source, content_hash), "offset": float(offset),
+                   "duration": None if duration is None else float(duration), "rate": int(sample_rate)})
 
 
 class SpeechDataset(Dataset):

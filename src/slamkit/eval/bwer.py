@@ -43,16 +43,15 @@ rate as ``None`` (the script fails an assertion). Numbers are not converted, so 
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_records
+from slamkit.eval.normalizer import librispeech_normalize
 from slamkit.registry import Registry
 
-if TYPE_CHECKING:
-    from slamkit.eval.metrics import HypRecord
 
 INSERTION_COST = 3
 DELETION_COST = 3
@@ -208,25 +207,6 @@ def bwer_counts(
 # --------------------------------------------------------------------------- text
 
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
-
-
-def librispeech_normalize(text: str) -> str:
-    """LibriSpeech-style text: "Nobleman’s horse, (the-bend)!" -> "nobleman's horse the bend".
-
-    NFKC and lower case; curly apostrophes become ``'``; every other punctuation or symbol
-    character becomes a space; a word made of apostrophes only is dropped; whitespace
-    collapsed. Apostrophes at the edge of a word are kept, because LibriSpeech spells words
-    with them ("mockin'", "that'") and dropping them would merge "that'" with "that".
-    Already-normalised LibriSpeech text (lower-case letters, apostrophes) is left unchanged.
-    """
-    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
-    chars = [
-        " " if char != "'" and unicodedata.category(char)[0] in "PS" else char for char in text
-    ]
-    return " ".join(word for word in "".join(chars).split() if word.strip("'"))
-
-
 def _split_only(text: str) -> str:
     """The official scorer's treatment: none beyond whitespace splitting."""
     return " ".join(text.split())
@@ -378,12 +358,10 @@ def read_bwer_hyps(path: str | Path) -> list[BiasingItem]:
         ValueError: naming ``file:line`` (invalid JSON, missing or mistyped field, duplicate
             key), or the file when it holds no records.
     """
-    # Imported here: metrics.py may import this module to register the metric.
-    from slamkit.eval.metrics import read_hyp_records
-
     return [_to_item(record) for record in read_hyp_records(path)]
 
 
+@METRICS.register("bwer")
 def bwer_metric(records: Sequence[HypRecord], normalizer: str) -> dict[str, Any]:
-    """The ``bwer`` metric in the shape of :data:`slamkit.eval.metrics.METRICS` entries."""
+    """The ``bwer`` metric (:data:`slamkit.eval.hyps.METRICS`): WER, B-WER and U-WER of lines carrying ``biasing_words``."""
     return bwer_scores([_to_item(record) for record in records], normalizer)

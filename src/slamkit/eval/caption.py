@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from slamkit.eval.metrics import HypRecord, read_hyp_records
+from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_records
 from slamkit.registry import Registry
 
 JAVA_HINT = (
@@ -389,8 +389,9 @@ def score_caption_file(
     return caption_scores(hyps, refs, java=java, tokenizer=tokenizer)
 
 
+@METRICS.register("caption")
 def caption_metric(records: Sequence[HypRecord], normalizer: str) -> dict[str, Any]:
-    """:data:`slamkit.eval.metrics.METRICS`-style entry: caption scores of already-read records.
+    """The ``caption`` metric (:data:`slamkit.eval.hyps.METRICS`): caption scores of already-read records.
 
     ``normalizer`` is ignored: the COCO pipeline's own tokenisation is the normalisation.
     """

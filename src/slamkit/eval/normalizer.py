@@ -25,10 +25,10 @@ is unaffected.
 from __future__ import annotations
 
 import functools
+import unicodedata
 import importlib.util
 import json
 import re
-import unicodedata
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -227,6 +227,23 @@ def get_normalizer(name: str = DEFAULT_NORMALIZER) -> Normalizer:
 @NORMALIZERS.register("librispeech")
 def _librispeech() -> Normalizer:
     """LibriSpeech-style text (lower case, punctuation but apostrophes dropped): what B-WER matches words on."""
-    from slamkit.eval.bwer import librispeech_normalize
-
     return librispeech_normalize
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
+
+
+def librispeech_normalize(text: str) -> str:
+    """LibriSpeech-style text: "Nobleman’s horse, (the-bend)!" -> "nobleman's horse the bend".
+
+    NFKC and lower case; curly apostrophes become ``'``; every other punctuation or symbol
+    character becomes a space; a word made of apostrophes only is dropped; whitespace
+    collapsed. Apostrophes at the edge of a word are kept, because LibriSpeech spells words
+    with them ("mockin'", "that'") and dropping them would merge "that'" with "that".
+    Already-normalised LibriSpeech text (lower-case letters, apostrophes) is left unchanged.
+    """
+    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    chars = [
+        " " if char != "'" and unicodedata.category(char)[0] in "PS" else char for char in text
+    ]
+    return " ".join(word for word in "".join(chars).split() if word.strip("'"))

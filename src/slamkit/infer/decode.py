@@ -15,18 +15,14 @@ import os
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from slamkit.config import Config, load_config
-from slamkit.data.collate import Collator
-from slamkit.data.dataset import SpeechDataset, record_durations
-from slamkit.data.manifest import read_manifest
-from slamkit.data.sampler import BucketBatchSampler
-from slamkit.data.tasks import prompt_resolver, record_task
+from slamkit.data.tasks import record_task
 from slamkit.infer.rerank import build_reranker, rerank_batch
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
+from slamkit.train.data import build_loader
 from slamkit.train.distributed import resolve_device
 
 log = logging.getLogger("slamkit")
@@ -48,13 +44,8 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, device: st
 
 def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: str | Path) -> int:
     """Decode every record of ``manifest`` into ``out``; returns the number of lines written."""
-    records = read_manifest(manifest)
-    durations = [d if d is not None else 0.0 for d in record_durations(records)]
-    prompts = model.prompts
-    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, None, prompt_resolver(cfg), skip_errors=True)
-    sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True)
-    collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.audio_token_count, "left", with_targets=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.data.num_workers)
+    data = build_loader(cfg, model, manifest, "decode")
+    records, loader = data.records, data.dataloader()
     device = next(model.parameters()).device
     reranker = build_reranker(cfg.decode, device)  # before decoding: a bad rerank_model fails at once
     by_key = {rec.key: rec for rec in records}

@@ -25,10 +25,10 @@ import torch
 from slamkit.assets import AssetError, resolve_path
 from slamkit.config import ConfigError, DecodeConfig
 from slamkit.data.audio import load_audio
-from slamkit.data.collate import Batch
+from slamkit.batch import Batch
 from slamkit.data.manifest import Record
-from slamkit.models.checkpoints import CheckpointError
-from slamkit.models.clap_text import ClapSimilarity
+from slamkit.models.weights import CheckpointError
+from slamkit.models.encoders.clap.text import ClapSimilarity
 from slamkit.models.speech_llm import SpeechLLM
 from slamkit.registry import Registry
 

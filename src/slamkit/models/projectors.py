@@ -19,6 +19,7 @@ garbage (even NaN) in padding cannot leak into valid positions.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slamkit.config import ProjectorConfig
-from slamkit.models.encoders import frame_mask
+from slamkit.models.lengths import LengthRule, ceil_div, fixed_count
+from slamkit.models.encoders.base import frame_mask
 from slamkit.registry import Registry
 
 __all__ = [
@@ -45,11 +47,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Length and padding helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _ceil_div(lengths: Tensor, k: int) -> Tensor:
-    """``ceil(lengths / k)`` on an integer tensor ``[b]`` (floor division of ``lengths + k - 1``)."""
-    return torch.div(lengths + (k - 1), k, rounding_mode="floor")
 
 
 def _zero_past(x: Tensor, lengths: Tensor) -> Tensor:
@@ -102,9 +99,13 @@ class Projector(nn.Module):
         self.in_dim = in_dim
         self.out_dim = out_dim
 
+    def length_rule(self) -> LengthRule:
+        """Valid input frames -> valid output positions, as a pure rule (:mod:`slamkit.models.lengths`)."""
+        raise NotImplementedError
+
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Valid output positions ``[b]`` for ``[b]`` valid input frames; equals what forward returns."""
-        raise NotImplementedError
+        return self.length_rule()(lengths)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Project frames.
@@ -140,9 +141,9 @@ class _GroupingProjector(Projector):
         _check_positive("k", k)
         self.k = k
 
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        """``ceil(lengths / k)``: ``[b]`` -> ``[b]``."""
-        return _ceil_div(lengths, self.k)
+    def length_rule(self) -> LengthRule:
+        """``ceil(lengths / k)``."""
+        return functools.partial(ceil_div, k=self.k)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``[b, t, in_dim]``, ``[b]`` -> ``[b, ceil(t / k), out_dim]``, ``[b]``."""
@@ -329,11 +330,11 @@ class QFormerProjector(Projector):
         # As in SLAM-LLM's Q-Former projector: a LayerNorm after the output projection.
         self.out_norm = nn.LayerNorm(out_dim)
 
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        """``[b]`` -> ``[b]``: ``num_queries`` (global) or ``ceil(len / window) * num_queries``."""
+    def length_rule(self) -> LengthRule:
+        """``num_queries`` (global) or ``ceil(len / window) * num_queries``."""
         if self.window is None:
-            return torch.full_like(lengths, self.num_queries)
-        return _ceil_div(lengths, self.window) * self.num_queries
+            return functools.partial(fixed_count, count=self.num_queries)
+        return functools.partial(windowed_queries, window=self.window, num_queries=self.num_queries)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``[b, t, in_dim]``, ``[b]`` -> ``[b, n_windows * num_queries, out_dim]``, ``[b]``."""
@@ -431,3 +432,8 @@ def build_projector(cfg: ProjectorConfig, in_dim: int, out_dim: int) -> Projecto
         # Seed only the CPU generator: torch.manual_seed would also reseed CUDA outside the fork.
         torch.default_generator.manual_seed(cfg.init_seed)
         return builder(cfg, in_dim, out_dim)
+
+
+def windowed_queries(lengths: Tensor, window: int, num_queries: int) -> Tensor:
+    """``ceil(lengths / window) * num_queries``: ``num_queries`` outputs per window of frames."""
+    return ceil_div(lengths, window) * num_queries

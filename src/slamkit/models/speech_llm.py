@@ -1,10 +1,12 @@
 """SpeechLLM: encode -> project -> splice into token embeddings -> causal LLM; generate().
 
-The model owns all length arithmetic (:meth:`SpeechLLM.audio_token_count`), the feature cache of
-a frozen encoder (:mod:`slamkit.data.cache`: clips are looked up by the keys the dataset computed
-and only the misses run through the encoder), the splice with its count check, the loss (summed
-over target tokens so the loop can normalise over an accumulation window), and batched generation
-with left padding where audio enters only in the prefill.
+The model owns the length arithmetic (:meth:`SpeechLLM.token_counter`, a pure rule the collator
+uses without calling the model), the feature cache of a frozen encoder
+(:mod:`slamkit.models.feature_cache`: clips are looked up by the keys the dataset computed and
+only the misses run through the encoder), the splice with its count check, the forward pass up
+to the logits at target positions, and batched generation with left padding where audio enters
+only in the prefill. What is optimised (LM loss, pre-alignment, CTC) is not its business: the
+training objectives (:mod:`slamkit.train.objectives`) read :class:`ForwardOutput`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from slamkit.config import Config, DecodeConfig, EncoderConfig
-from slamkit.data.cache import FeatureCache, cached_encode, encoder_fingerprint
-from slamkit.data.collate import IGNORE_INDEX, Batch
-from slamkit.models.align import ctc_alignment_loss, uniform_alignment_loss
-from slamkit.models.encoders import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
+from slamkit.models.feature_cache import FeatureCache, cached_encode, encoder_fingerprint
+from slamkit.batch import IGNORE_INDEX, Batch
+from slamkit.models.encoders.base import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
+from slamkit.models.lengths import AudioTokenCounter
 from slamkit.models.llm import PromptBuilder, load_llm
-from slamkit.models.peft import apply_trainability, count_parameters
+from slamkit.models.lora import apply_trainability, count_parameters
 from slamkit.models.projectors import Projector, build_projector
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,13 @@ class SpliceError(ValueError):
 
 
 @dataclass
-class LossOutput:
-    """Summed loss and counts of one micro-batch (normalised by the caller)."""
+class ForwardOutput:
+    """What one forward pass produces; the training objectives turn it into a loss."""
 
-    loss_sum: Tensor  # scalar, sum of token cross-entropies
-    num_tokens: int  # target tokens counted
-    num_correct: int  # target tokens predicted right (argmax)
-    aux_sum: Tensor | None = None  # weighted auxiliary loss (CTC alignment), summed; None when off
+    audio_embeds: Tensor  # [b, t_p, d_llm] projector outputs (rows past audio_lengths are padding)
+    audio_lengths: Tensor  # [b] valid audio embeddings per row
+    logits: Tensor | None  # [n_targets, vocab] at the positions whose next token is a target; None without the LLM pass
+    targets: Tensor | None  # [n_targets] those next tokens; None without the LLM pass
 
 
 class SpeechLLM(nn.Module):
@@ -54,14 +56,26 @@ class SpeechLLM(nn.Module):
         self.train_encoder = any(p.requires_grad for p in encoder.parameters())
         self.feature_cache: FeatureCache | None = None
         self._cache_spec: tuple[str, str, str] | None = None  # (root, config fingerprint, dtype)
-        self.ctc_weight = 0.0  # weight of the auxiliary CTC alignment loss (train.ctc_weight)
-        self.prealign = False  # set by the loop for the first train.prealign_steps steps
 
     # ---- lengths -------------------------------------------------------------------------
+    def token_counter(self) -> AudioTokenCounter:
+        """Audio embeddings per clip as a pure, picklable rule of the encoder's and projector's
+        configuration (what the collator uses; no call into this module)."""
+        return AudioTokenCounter(self.encoder.length_rule(), self.projector.length_rule())
+
     def audio_token_count(self, num_samples: int) -> int:
         """Audio embeddings produced for a clip of ``num_samples`` samples."""
-        frames = self.encoder.output_lengths(torch.tensor([num_samples]))
-        return int(self.projector.output_lengths(frames)[0])
+        return self.token_counter()(num_samples)
+
+    @property
+    def embedding_table(self) -> Tensor:
+        """The LLM's input embedding table ``[vocab, d_llm]`` (what audio embeddings are aligned to)."""
+        return self.llm.get_input_embeddings().weight
+
+    @property
+    def pad_token_id(self) -> int:
+        """The tokenizer's pad token (the CTC blank of the alignment objectives)."""
+        return int(self.prompts.tokenizer.pad_token_id)
 
     # ---- the feature cache ---------------------------------------------------------------
     def attach_feature_cache(self, cfg: EncoderConfig) -> None:
@@ -135,43 +149,19 @@ class SpeechLLM(nn.Module):
         audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
         return self.splice(batch.input_ids, audio_embeds, audio_lengths)
 
-    def forward(self, batch: Batch) -> LossOutput:
-        """Summed shifted cross-entropy over target tokens, with counts for normalisation.
-
-        In training with ``ctc_weight > 0``, also the weighted CTC alignment loss
-        (:mod:`slamkit.models.align`) in ``aux_sum``.
-        """
+    def forward(self, batch: Batch, with_llm: bool = True) -> ForwardOutput:
+        """Encode and project the audio; with ``with_llm``, splice and run the LLM to the logits
+        at every position whose next token is a target (``labels[:, 1:] != IGNORE_INDEX``)."""
         audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
-        if self.training and self.prealign:
-            return self._prealign_loss(audio_embeds, audio_lengths, batch)
+        if not with_llm:
+            return ForwardOutput(audio_embeds, audio_lengths, None, None)
         embeds = self.splice(batch.input_ids, audio_embeds, audio_lengths)
-        aux = None
-        if self.training and self.ctc_weight > 0:
-            table = self.llm.get_input_embeddings().weight
-            pad = int(self.prompts.tokenizer.pad_token_id)
-            aux = self.ctc_weight * ctc_alignment_loss(audio_embeds, audio_lengths, table, batch.labels, pad)
         labels = batch.labels[:, 1:]
         mask = labels != IGNORE_INDEX  # [b, s-1]: positions whose next token is a target
-        logits = self._target_logits(embeds, batch.attention_mask, mask).float()  # [n_targets, vocab]
-        targets = labels[mask]
-        loss_sum = nn.functional.cross_entropy(logits, targets, reduction="sum")
-        correct = int((logits.argmax(-1) == targets).sum())
-        return LossOutput(loss_sum, int(mask.sum()), correct, aux)
+        logits = self.target_logits(embeds, batch.attention_mask, mask)  # [n_targets, vocab]
+        return ForwardOutput(audio_embeds, audio_lengths, logits, labels[mask])
 
-    def _prealign_loss(self, audio_embeds: Tensor, audio_lengths: Tensor, batch: Batch) -> LossOutput:
-        """Pre-alignment (``train.prealign_steps``): no LLM pass; the projector's outputs are pulled
-        toward the embeddings of the transcript's tokens spread evenly over the clip.
-
-        ``loss_sum`` is scaled so that the loop's division by the batch's target tokens gives the
-        mean over clips of each clip's mean squared distance.
-        """
-        table = self.llm.get_input_embeddings().weight
-        pad = int(self.prompts.tokenizer.pad_token_id)
-        total, clips = uniform_alignment_loss(audio_embeds, audio_lengths, table, batch.labels, pad)
-        tokens = batch.num_target_tokens
-        return LossOutput(total * (tokens / max(clips, 1)), tokens, 0)
-
-    def _target_logits(self, embeds: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
+    def target_logits(self, embeds: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
         """Logits [n, vocab] at the positions ``mask`` [b, s-1] selects.
 
         The output head runs only where a target is predicted (a third of the positions or
@@ -245,11 +235,6 @@ def build_model(cfg: Config) -> SpeechLLM:
     projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
     llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
     model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
-    if cfg.train.ctc_weight < 0:
-        raise ValueError(f"train.ctc_weight must be >= 0, got {cfg.train.ctc_weight}")
-    model.ctc_weight = float(cfg.train.ctc_weight)
-    if cfg.train.prealign_steps < 0:
-        raise ValueError(f"train.prealign_steps must be >= 0, got {cfg.train.prealign_steps}")
     if m.encoder.cache_dir:
         model.attach_feature_cache(m.encoder)
     return model

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from slamkit.models.peft import load_trainable_state_dict, trainable_state_dict
+from slamkit.models.lora import load_trainable_state_dict, trainable_state_dict
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 

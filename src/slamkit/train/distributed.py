@@ -43,13 +43,3 @@ def autocast(precision: str, device: torch.device) -> ContextManager:
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """A loss scaler that is active only for fp16 (bf16 and fp32 need none)."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-
-def rank() -> int:
-    """Global rank of this process (0 when not distributed)."""
-    return int(os.environ.get("RANK", 0))
-
-
-def is_main_process() -> bool:
-    """Only rank 0 writes logs and checkpoints."""
-    return rank() == 0

@@ -1,0 +1,1 @@
+"""Applications built on the library: the demo (main job), its report, and benchmarks."""

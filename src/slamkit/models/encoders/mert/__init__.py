@@ -1,0 +1,1 @@
+"""MERT: the music encoder (HF layout), its modules, and the ``mert`` registration."""

@@ -1,0 +1,8 @@
+"""Whisper's encoder: the log-mel front end, the encoder module, and its checkpoint formats.
+
+Importing the package registers the ``whisper`` encoder and the ``ctranslate2``, ``openai`` and
+``hf`` checkpoint formats (in that order of detection).
+"""
+
+from slamkit.models.encoders.whisper import ct2, openai  # noqa: F401  (format registration)
+from slamkit.models.encoders.whisper import encoder  # noqa: F401  (registers the encoder and the hf format)

@@ -1,0 +1,61 @@
+"""The corpus registry and what every preparer shares.
+
+Every corpus is a function registered in :data:`CORPORA`; each writes our manifest (``key``,
+``source``, ``target``, ``duration``, plus ``speaker``/``voice`` where known) and returns a summary
+dict (manifest path, utterances, minutes, words, what was skipped and why) that the CLI prints.
+Transcripts are kept as the corpus writes them (case, punctuation, digits): the scorer normalises.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from slamkit.data.audio import audio_info
+from slamkit.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+CORPORA: Registry[Callable[..., dict[str, Any]]] = Registry("corpus")
+
+
+class CorpusError(ValueError):
+    """A corpus file is missing or malformed; the message names the file (and line)."""
+
+
+def clip_duration(path: Path) -> float:
+    """Seconds of the audio file at ``path`` (from its header), rounded to ms."""
+    rate, frames = audio_info(path)
+    return round(frames / rate, 3)
+
+
+def corpus_summary(manifest: Path, records: Sequence[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The result every ``prepare_*`` returns: manifest, utterance count, minutes, words, extras."""
+    seconds = sum(r["duration"] for r in records)
+    words = sum(len(r["target"].split()) for r in records)
+    summary = {"manifest": str(manifest), "utterances": len(records), "minutes": round(seconds / 60, 2),
+               "words": words, **extra}
+    logger.info("wrote %s: %d utterances, %.1f min, %d words", manifest, len(records), seconds / 60, words)
+    return summary
+
+
+def asset_root(root: str | Path | None, asset: str, install: bool) -> Path:
+    """``root`` when given, else where the installed asset ``asset`` lies (installed first if ``install``)."""
+    if root is not None:
+        return Path(root)
+    from slamkit.assets import asset_path
+
+    return asset_path(asset, install=install)
+
+
+def text_lines(path: Path) -> Iterator[str]:
+    """Lines of a UTF-8 text file (gzip when it ends in ``.gz``); unreadable files raise :class:`CorpusError`."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+            yield from handle
+    except (OSError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{path}: cannot read ({err})") from err

@@ -1,0 +1,147 @@
+"""``tts``: sentences of a text file spoken by flite / espeak-ng (:mod:`slamkit.prepare.voices`); TTS audio lives next to its manifest (relative paths)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from slamkit.data.manifest import write_manifest
+from slamkit.prepare.phrases import short_phrases as short_phrase_texts
+from slamkit.prepare.voices import TTS_ENGINES, TTSError, TTSJob, check_engines, synthesize
+from slamkit.prepare.base import CORPORA, CorpusError, corpus_summary
+
+logger = logging.getLogger(__name__)
+
+
+def read_sentences(text_file: str | Path, max_words: int = 40) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    """The usable lines of ``text_file`` as ``(line number, text)``, whitespace normalised.
+
+    Empty lines, lines with no letter or digit and lines of more than ``max_words`` words are
+    skipped and counted (second return value).
+    """
+    path = Path(text_file)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such text file")
+    kept: list[tuple[int, str]] = []
+    skipped = {"empty": 0, "too_long": 0}
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = " ".join(raw.split())
+            if not any(ch.isalnum() for ch in text):
+                skipped["empty"] += 1
+            elif len(text.split()) > max_words:
+                skipped["too_long"] += 1
+            else:
+                kept.append((number, text))
+    if not kept:
+        raise CorpusError(f"{path}: no usable lines (one sentence per line, at most {max_words} words)")
+    return kept, skipped
+
+
+def with_short_phrases(lines: Sequence[tuple[int, str]], count: int, seed: int) -> list[tuple[int, str]]:
+    """``lines`` with ``count`` short phrases spread evenly among them (line number 0: not from the file)."""
+    if count <= 0:
+        return list(lines)
+    phrases = short_phrase_texts([text for _, text in lines], count, seed)
+    total = len(lines) + count
+    slots = {(2 * i + 1) * total // (2 * count) for i in range(count)}  # evenly spaced, distinct
+    merged: list[tuple[int, str]] = []
+    line_iter, phrase_iter = iter(lines), iter(phrases)
+    for index in range(total):
+        merged.append((0, next(phrase_iter)) if index in slots else next(line_iter))
+    return merged
+
+
+def make_tts_jobs(lines: Sequence[tuple[int, str]], source: str, wav_dir: Path, engines: Sequence[str],
+                  num_utterances: int | None, seed: int, telephone_fraction: float) -> list[TTSJob]:
+    """One job per utterance: lines in file order (cycled when more utterances are asked for),
+    each with an engine and voice drawn from a generator seeded by ``(seed, index)``."""
+    count = len(lines) if num_utterances is None else num_utterances
+    jobs = []
+    for index in range(count):
+        number, text = lines[index % len(lines)]
+        rng = random.Random(f"{seed}-{index}")
+        engine = TTS_ENGINES.get(rng.choice(list(engines)))
+        key = f"tts-{index:06d}"
+        where = f"{source}:{number}" if number else f"a short phrase made from {source}"
+        jobs.append(TTSJob(key=key, text=text, where=where, voice=engine.sample_voice(rng),
+                           telephone=rng.random() < telephone_fraction, wav=wav_dir / f"{key}.wav"))
+    return jobs
+
+
+def _run_jobs(jobs: Sequence[TTSJob], workers: int) -> Iterator[dict[str, Any]]:
+    """Synthesise ``jobs`` with a process pool of ``workers`` (in this process when 1), in order."""
+    bar = tqdm(total=len(jobs), desc="tts", unit="utt", disable=None)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                yield synthesize(job)
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")  # safe after torch/OpenMP are loaded
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for result in pool.map(synthesize, jobs, chunksize=8):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@CORPORA.register("tts")
+def prepare_tts(text_file: str | Path, out_dir: str | Path, engines: Sequence[str] = ("flite", "espeak-ng"),
+                num_utterances: int | None = None, seed: int = 0, telephone_fraction: float = 0.0,
+                max_words: int = 40, workers: int | None = None, name: str = "tts",
+                short_phrases: int = 0) -> dict[str, Any]:
+    """Speak the sentences of ``text_file`` with many voices; write ``<out_dir>/<name>.jsonl``.
+
+    Args:
+        text_file: UTF-8 text, one sentence per line; its text is the transcript, as written.
+        out_dir: gets ``wav/<key>.wav`` (16 kHz mono PCM-16) and the manifest.
+        engines: registered engine names (``flite``, ``espeak-ng``); each utterance draws one.
+        num_utterances: how many to make (``None``: one per usable line; more cycles the lines).
+        seed: makes voices, rates, pitches and telephone choices reproducible.
+        telephone_fraction: share of clips passed through 8 kHz and back.
+        max_words: longer lines are skipped.
+        workers: processes (default: all usable cores).
+        short_phrases: also speak this many short utterances (:mod:`slamkit.prepare.phrases`: 1–3-word
+            spans of the file's lines, numbers, ordinals, dates), spread evenly among the lines.
+    """
+    if not 0.0 <= telephone_fraction <= 1.0:
+        raise ValueError(f"telephone_fraction must be in [0, 1], got {telephone_fraction}")
+    check_engines(engines)
+    lines, skipped = read_sentences(text_file, max_words=max_words)
+    lines = with_short_phrases(lines, short_phrases, seed)
+    out = Path(out_dir)
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    jobs = make_tts_jobs(lines, str(text_file), out / "wav", engines, num_utterances, seed, telephone_fraction)
+    start = time.perf_counter()
+    records, errors = [], []
+    for result in _run_jobs(jobs, workers or default_workers()):
+        if "error" in result:
+            errors.append(result["error"])
+            continue
+        key = result.pop("key")
+        records.append({"key": key, "source": f"wav/{key}.wav", **result})
+    seconds = time.perf_counter() - start
+    for message in errors[:5]:
+        logger.warning("tts: %s", message)
+    if not records:
+        raise TTSError(f"every utterance failed; first error: {errors[0] if errors else 'none'}")
+    manifest = out / f"{name}.jsonl"
+    write_manifest(records, manifest)
+    return corpus_summary(manifest, records, failed=len(errors), skipped_lines=skipped,
+                    seconds=round(seconds, 1), utterances_per_second=round(len(records) / max(seconds, 1e-9), 1))

@@ -1,0 +1,89 @@
+"""The one loader builder: a manifest becomes a DataLoader for training, validation or decoding.
+
+It joins the runtime data path (:mod:`slamkit.data`) to a built model's text side (prompt and
+target token ids, the audio placeholder) and its pure length rule (:meth:`SpeechLLM.token_counter`),
+so neither package imports the other. Modes differ only in what the task needs:
+
+============ ========== =========== ============ ===============================================
+mode         targets    padding     order        records
+============ ========== =========== ============ ===============================================
+``train``    yes        right       shuffled     out-of-range durations skipped and counted
+``valid``    yes        right       fixed        out-of-range durations skipped and counted
+``decode``   no         left        by duration  all kept (each gets a hypothesis line)
+============ ========== =========== ============ ===============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+import torch
+from torch.utils.data import DataLoader
+
+from slamkit.batch import Batch
+from slamkit.config import Config
+from slamkit.data.collate import Collator
+from slamkit.data.dataset import SpeechDataset, filter_by_duration, record_durations, worker_init
+from slamkit.data.manifest import Record, read_manifest
+from slamkit.data.sampler import BucketBatchSampler
+from slamkit.data.tasks import prompt_resolver
+from slamkit.models.speech_llm import SpeechLLM
+
+Mode = Literal["train", "valid", "decode"]
+
+
+@dataclass
+class Loader:
+    """Everything one manifest's batches come from; :meth:`dataloader` makes the DataLoader."""
+
+    records: list[Record]
+    dataset: SpeechDataset
+    sampler: BucketBatchSampler
+    collator: Collator
+    workers: int
+    skipped: int  # records dropped before loading (unknown or out-of-range duration)
+
+    def dataloader(self) -> DataLoader:
+        """A DataLoader over the sampler's current epoch. A private generator keeps its start-up
+        from consuming the global RNG, which would shift dropout noise after a resume."""
+        return DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collator, num_workers=self.workers,
+                          worker_init_fn=worker_init if self.workers else None, generator=torch.Generator().manual_seed(0))
+
+
+def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0) -> Loader:
+    """The :class:`Loader` of ``manifest`` for ``mode`` (see the module's table)."""
+    records = read_manifest(manifest)
+    durations = record_durations(records)
+    skipped = 0
+    if mode == "decode":
+        durations = [d if d is not None else 0.0 for d in durations]
+    else:
+        records, durations, skipped = filter_by_duration(records, durations, cfg.data.min_seconds, cfg.data.max_seconds)
+        if not records:
+            raise ValueError(f"{manifest}: no usable records (all {skipped} were skipped; see the warnings above)")
+    prompts, train = model.prompts, mode == "train"
+    targets = prompts.target_ids if mode != "decode" else None
+    dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, targets, prompt_resolver(cfg),
+                            skip_errors=True, per_epoch=train)
+    if mode == "decode":
+        sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True)
+    else:
+        sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=train, bucket=cfg.data.bucket,
+                                     seed=seed, short_first_epochs=cfg.data.short_first_epochs if train else 0)
+    collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.token_counter(),
+                        "left" if mode == "decode" else "right", with_targets=mode != "decode")
+    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped)
+
+
+def batch_stream(loader: Loader) -> Iterator[Batch]:
+    """Endless batches across epochs; advances ``sampler.position`` as batches are consumed."""
+    sampler = loader.sampler
+    while True:
+        loader.dataset.set_epoch(sampler.epoch)  # per-epoch prompts (biasing distractors) follow the sampler, resumes included
+        for batch in loader.dataloader():
+            sampler.position += 1
+            yield batch
+        sampler.epoch += 1
+        sampler.position = 0

@@ -1,0 +1,68 @@
+"""Optimizer groups and learning-rate schedules (a registry: ``train.schedule``).
+
+AdamW with separate groups, and learning rates, for the projector, the LoRA weights and the rest;
+no weight decay on biases and norms. The schedule multiplies the peak learning rate: warmup, then
+the registered decay shape. Pre-alignment (``train.prealign_steps``) warms up and holds the peak;
+ordinary training then counts its own steps: warmup again, then the decay over the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from slamkit.config import TrainConfig
+from slamkit.registry import Registry
+
+# progress in [0, 1] after warmup -> decay shape in [0, 1] (1 = peak)
+SCHEDULES: Registry[Callable[[float], float]] = Registry("schedule")
+SCHEDULES.register("constant")(lambda progress: 1.0)
+SCHEDULES.register("cosine")(lambda progress: 0.5 * (1 + math.cos(math.pi * progress)))
+SCHEDULES.register("linear")(lambda progress: 1 - progress)
+
+
+def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with separate groups (and learning rates) for the projector, LoRA and the rest."""
+    groups: dict[str, list] = {"projector": [], "lora": [], "other": []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = "projector" if name.startswith("projector.") else "lora" if "lora_" in name else "other"
+        groups[part].append((name, p))
+    lrs = {"projector": tc.projector_lr or tc.lr, "lora": tc.lora_lr or tc.lr, "other": tc.lr}
+    param_groups = []
+    for part, named in groups.items():
+        decay = [p for n, p in named if p.ndim >= 2]
+        no_decay = [p for n, p in named if p.ndim < 2]
+        for params, wd in ((decay, tc.weight_decay), (no_decay, 0.0)):
+            if params:
+                param_groups.append({"params": params, "lr": lrs[part], "weight_decay": wd, "name": part})
+    if not param_groups:
+        raise ValueError("nothing to train: every part is frozen (set model.projector.trainable=full or model.llm.trainable=lora)")
+    return torch.optim.AdamW(param_groups, betas=tuple(tc.betas))
+
+
+def lr_factor(step: int, tc: TrainConfig) -> float:
+    """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
+
+    With ``prealign_steps`` P, steps < P (pre-alignment) warm up and stay at the peak; ordinary
+    training then counts its own steps from P: warmup again, then the schedule over the rest.
+    """
+    if step < tc.prealign_steps:
+        return min((step + 1) / tc.warmup_steps, 1.0) if tc.warmup_steps else 1.0
+    step, max_steps = step - tc.prealign_steps, tc.max_steps - tc.prealign_steps
+    if step < tc.warmup_steps:
+        return (step + 1) / tc.warmup_steps
+    if tc.schedule == "constant":
+        return 1.0
+    progress = min((step - tc.warmup_steps) / max(max_steps - tc.warmup_steps, 1), 1.0)
+    return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * SCHEDULES.get(tc.schedule)(progress)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """The step-wise :func:`lr_factor` schedule (unknown ``train.schedule`` names fail here)."""
+    SCHEDULES.get(tc.schedule)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))

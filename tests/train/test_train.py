@@ -1,0 +1,193 @@
+"""Training: exact resume, atomic checkpoints, skipped samples, learning end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from slamkit.infer.score import score_file
+from slamkit.infer.decode import decode
+from slamkit.train import checkpoint as ckpt
+from slamkit.train.log import read_metrics
+from slamkit.train.loop import train
+from slamkit.train.optim import lr_factor
+
+from conftest import tiny_config
+
+FAST = ("train.max_steps=8", "train.warmup_steps=2", "train.log_every=2", "train.valid_every=4", "train.save_every=3",
+        "data.batch_size=4", "model.lora.dropout=0.1", "model.projector.dropout=0.1")
+
+
+def _losses(run_dir) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(run_dir) if "loss" in r}
+
+
+def test_resume_is_exact(tmp_path, tone_corpus):
+    """Run 8 steps straight vs. stop after step 5 (checkpoint at 3) and resume: same losses, same weights."""
+    full = train(tiny_config(tmp_path / "full", tone_corpus, *FAST))
+    train(tiny_config(tmp_path / "cut", tone_corpus, *FAST), stop_at_step=5)
+    assert ckpt.latest_checkpoint(tmp_path / "cut").step == 3
+    resumed = train(tiny_config(tmp_path / "cut", tone_corpus, *FAST, "train.resume=true"))
+    assert resumed.step == full.step == 8
+    a, b = _losses(tmp_path / "full"), _losses(tmp_path / "cut")
+    assert sorted(a) == sorted(b) == [2, 4, 6, 8]
+    assert a == b, "every step's loss must equal the uninterrupted run's"
+    wa = load_file(str(ckpt.latest_checkpoint(tmp_path / "full").path / "model.safetensors"))
+    wb = load_file(str(ckpt.latest_checkpoint(tmp_path / "cut").path / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def test_checkpoints_layout_and_pruning(tmp_path, tone_corpus):
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus, *FAST, "train.keep_last=1"))
+    assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
+    steps = [c.step for c in ckpt.list_checkpoints(run)]
+    best = json.loads((run / "checkpoints" / "best.json").read_text())["step"]
+    assert 8 in steps and set(steps) <= {8, best}
+    assert not list((run / "checkpoints").glob(".tmp*"))
+    final = ckpt.latest_checkpoint(run).path
+    assert {p.name for p in final.iterdir()} == {"model.safetensors", "state.pt", "meta.json"}
+    weights = load_file(str(final / "model.safetensors"))
+    # Trainable parts only: encoder and projector (full in the tiny recipe), LoRA of the frozen LLM.
+    assert any(k.startswith("projector.") for k in weights) and any("lora_" in k for k in weights)
+    assert all(k.startswith(("projector.", "encoder.")) or "lora_" in k for k in weights)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tone_corpus):
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus, "train.max_steps=1", "train.save_every=1"))
+    with pytest.raises(FileExistsError, match="train.resume=true"):
+        train(tiny_config(run, tone_corpus, "train.max_steps=1"))
+
+
+def test_bad_audio_is_skipped_and_counted(tmp_path, tone_corpus):
+    lines = tone_corpus["train"].read_text().splitlines()
+    folder = tone_corpus["train"].parent
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    bad = [json.dumps({"key": "broken", "source": str(tmp_path / "broken.wav"), "target": "x", "duration": 1.0}),
+           json.dumps({"key": "missing", "source": str(tmp_path / "missing.wav"), "target": "x"})]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("\n".join([json.dumps({**json.loads(l), "source": str(folder / json.loads(l)["source"])}) for l in lines[:6]] + bad) + "\n")
+    corpus = {"train": manifest, "valid": tone_corpus["valid"]}
+    result = train(tiny_config(tmp_path / "run", corpus, "train.max_steps=4", "data.batch_size=8"))
+    assert result.skipped >= 2
+
+
+def test_lr_schedule_shapes():
+    from slamkit.config import TrainConfig
+
+    tc = TrainConfig(max_steps=100, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, tc) == pytest.approx(0.1)
+    assert lr_factor(9, tc) == pytest.approx(1.0)
+    assert lr_factor(100, tc) == pytest.approx(0.1)
+    tc.schedule = "linear"
+    assert lr_factor(55, tc) == pytest.approx(0.1 + 0.9 * 0.5)
+
+
+@pytest.mark.slow
+def test_tiny_recipe_learns_to_transcribe(tmp_path, tone_corpus):
+    """Train the tiny recipe on 24 clips; decoding the training clips reaches WER <= 0.1."""
+    run = tmp_path / "run"
+    train(tiny_config(run, tone_corpus, "train.max_steps=600"))
+    out = tmp_path / "hyp.jsonl"
+    decode(run, tone_corpus["train"], out)
+    score = score_file(out, normalizer="basic")
+    assert score["wer"] <= 0.1, score
+
+
+def test_bf16_autocast_trains(tmp_path, tone_corpus):
+    result = train(tiny_config(tmp_path / "run", tone_corpus, "train.max_steps=3", "train.precision=bf16", "train.valid_every=0"))
+    assert result.step == 3 and result.last_loss == result.last_loss  # finite, not NaN
+
+
+def test_killed_process_resumes_exactly(tmp_path, tone_corpus):
+    """A real `slamkit train` process, SIGKILLed mid-run, resumes to the uninterrupted run's losses."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = 120
+    args = ["recipes/tiny_asr.yaml", f"data.train={tone_corpus['train']}", "train.valid_every=0", "train.tensorboard=false",
+            f"train.max_steps={steps}", "train.save_every=10", "train.log_every=1", "data.batch_size=4"]
+    cmd = [sys.executable, "-m", "slamkit", "train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(cmd + args + [f"train.output_dir={cut}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (cut / "checkpoints" / "step_00000020").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt.latest_checkpoint(cut)
+    assert killed_at is not None and killed_at.step < steps, "the process must die mid-run"
+    subprocess.run(cmd + args + [f"train.output_dir={cut}", "train.resume=true"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd + args + [f"train.output_dir={tmp_path / 'full'}"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = _losses(tmp_path / "full"), _losses(cut)
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    assert a == b
+
+
+def test_grad_accumulation_is_normalised_by_target_tokens(tone_corpus, tmp_path):
+    """One step over micro-batches [a, b] + [c, d] equals one step over [a, b, c, d]."""
+    import copy
+
+    from slamkit.models.speech_llm import build_model
+    from slamkit.train.data import build_loader
+    from slamkit.train.loop import _optimizer_step
+    from slamkit.train.objectives import LanguageModelObjective
+
+    cfg = tiny_config(tmp_path, tone_corpus, "model.lora.dropout=0.0", "train.clip_grad=0")
+    model = build_model(cfg).train()
+    data = build_loader(cfg, model, str(tone_corpus["train"]), "valid")
+    dataset, collator = data.dataset, data.collator
+    objective = LanguageModelObjective(0.0, lambda: model.embedding_table, model.pad_token_id)
+    items = [dataset[i] for i in range(4)]
+    assert len({len(ex.target_ids) for ex in items}) > 1, "unequal target lengths make the test meaningful"
+
+    def step(window):
+        m = copy.deepcopy(model)
+        params = [p for p in m.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        stats = _optimizer_step(m, window, objective, opt, sched, scaler, cfg.train, torch.device("cpu"))
+        return stats, [p.detach() for p in params]
+
+    split_stats, split = step([collator(items[:2]), collator(items[2:])])
+    whole_stats, whole = step([collator(items)])
+    assert split_stats["tokens"] == whole_stats["tokens"]
+    assert split_stats["loss"] == pytest.approx(whole_stats["loss"], rel=1e-5)
+    for a, b in zip(split, whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_time_budget_stops_with_a_final_checkpoint(tmp_path, tone_corpus):
+    result = train(tiny_config(tmp_path / "run", tone_corpus, "train.max_steps=1000000", "train.max_minutes=0.05",
+                               "train.valid_every=0", "train.save_every=1000000"))
+    assert 0 < result.step < 1000000
+    assert ckpt.latest_checkpoint(tmp_path / "run").step == result.step
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, tone_corpus):
+    """train.init_from: step 0 of the new run holds the old run's final weights, not fresh ones."""
+    train(tiny_config(tmp_path / "first", tone_corpus, *FAST))
+    source = ckpt.latest_checkpoint(tmp_path / "first").path
+    second = tiny_config(tmp_path / "second", tone_corpus, *FAST, "train.max_steps=1", "train.lr=1e-12",
+                         "train.warmup_steps=0", f"train.init_from={tmp_path / 'first'}")
+    fresh = tiny_config(tmp_path / "fresh", tone_corpus, *FAST, "train.max_steps=1", "train.lr=1e-12", "train.warmup_steps=0")
+    assert train(second).step == 1 and train(fresh).step == 1  # a new run: steps count from 0
+    old = load_file(str(source / "model.safetensors"))
+    new = load_file(str(ckpt.latest_checkpoint(tmp_path / "second").path / "model.safetensors"))
+    init = load_file(str(ckpt.latest_checkpoint(tmp_path / "fresh").path / "model.safetensors"))
+    assert old.keys() == new.keys()
+    assert all(torch.allclose(old[k], new[k], atol=1e-6) for k in old)  # lr 1e-12: one step changes nothing
+    assert not all(torch.allclose(old[k], init[k], atol=1e-6) for k in old)
+    with pytest.raises(FileNotFoundError, match="train.init_from"):
+        train(tiny_config(tmp_path / "bad", tone_corpus, *FAST, f"train.init_from={tmp_path / 'nowhere'}"))
