@@ -2,7 +2,7 @@
 # Fetch reference files the test-suite compares against (no install, nothing imported at run time).
 #
 # openai-whisper's sdist holds whisper/audio.py and whisper/assets/mel_filters.npz, the reference
-# for slamkit's Whisper log-mel front end (tests/test_frontends.py). It is downloaded, not
+# for slamkit's Whisper log-mel front end (tests/models/encoders/whisper/test_whisper_frontend.py). It is downloaded, not
 # installed: installing it pulls numba and triton. Files land in .cache/reference/ (gitignored);
 # tests also accept SLAMKIT_WHISPER_SDIST=/path/to/openai_whisper-20250625.tar.gz or its extracted dir.
 #

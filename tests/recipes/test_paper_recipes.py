@@ -29,7 +29,8 @@ from slamkit.train.distributed import autocast
 from slamkit.train.data import build_loader
 from slamkit.train.objectives import LanguageModelObjective
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 README = REPO / "README.md"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,9 @@ import torch
 from slamkit.config import load_config
 from slamkit.models.speech_llm import build_model, parameter_report
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+from conftest import REPO
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 # Pretrained paths point at files users bring; tests build the same architecture from `preset`.
 ARCHITECTURE_ONLY = ["model.encoder.path=null", "model.llm.path=null"]
 
