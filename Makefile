@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 # Reference files and real assets the tests compare against: openai-whisper's front end, the
 # Debian speech data, the GGUF LLM, the TTS programs (apt, when root). Best effort: without them
 # those tests are skipped with the reason.
-ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng
+ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng sonic-pi-samples
 reference: setup
 	-PYTHON=$(BIN)/python bash scripts/fetch_reference.sh
 	-for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || exit 1; done
