@@ -156,7 +156,7 @@ class TrainConfig:
     warmup_steps: int = _f(100, "Linear warmup steps.")
     schedule: Literal["cosine", "linear", "constant"] = _f("cosine", "Decay after warmup.")
     min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak.")
-    grad_accum: int = _f(1, "Micro-batches per optimizer step (loss normalised by target tokens of the window).")
+    grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is normalised over the whole window (by its target tokens; during pre-alignment by its clips).")
     clip_grad: float = _f(1.0, "Gradient-norm clipping; 0 disables.")
     precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "Autocast precision (fp16 uses a loss scaler).")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps.")

@@ -23,9 +23,9 @@ def file_identity(path: str | Path, content_hash: bool = False) -> dict[str, Any
     st = path.stat()
     ident: dict[str, Any] = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if content_hash:
-        digest = hashlib.sha256()
+        content = hashlib.sha256()
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        ident["sha256"] = digest.hexdigest()
+                content.update(block)
+        ident["sha256"] = content.hexdigest()
     return ident

@@ -55,3 +55,12 @@ def test_counter_matches_the_model_and_the_collator_holds_no_model() -> None:
     ex = Example("k", torch.zeros(16000).numpy(), prompts.prompt_ids("hi"), prompts.target_ids("a"), "a")
     batch = collator([ex])
     assert int((batch.input_ids == model.audio_token_id).sum()) == counter(16000)
+
+
+def test_ssl_rule_counts_the_adapter_like_transformers() -> None:
+    encoder = build_encoder(EncoderConfig(name="wav2vec2", preset="test"))
+    config = encoder.model.config
+    config.add_adapter, config.num_adapter_layers, config.adapter_stride = True, 2, 2
+    expected = encoder.model._get_feat_extract_output_lengths(LENGTHS, add_adapter=True).clamp(min=0)
+    assert torch.equal(encoder.length_rule()(LENGTHS), expected)
+    assert not torch.equal(expected, encoder.model._get_feat_extract_output_lengths(LENGTHS, add_adapter=False).clamp(min=0))

@@ -162,7 +162,7 @@ def test_prealign_loss_is_a_per_clip_mean_for_any_grad_accum(tmp_path, tone_corp
         expected = _clip_mean_loss(model, whole)
     split_stats, split_params = step(split)
     whole_stats, whole_params = step(whole)
-    assert split_stats["tokens"] == whole_stats["tokens"] == 5  # units are clips
+    assert split_stats["clips"] == whole_stats["clips"] == 5  # units are clips
     assert split_stats["loss"] == pytest.approx(expected, rel=1e-5)
     assert whole_stats["loss"] == pytest.approx(expected, rel=1e-5)
     for a, b in zip(split_params, whole_params):

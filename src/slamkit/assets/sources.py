@@ -45,6 +45,7 @@ def assets_dir() -> Path:
 
 
 def is_root() -> bool:
+    """Whether this process runs as root (programs are then installed with apt-get)."""
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -109,6 +110,7 @@ def find_dist(pkg: PyPIPackage, path: list[str] | None) -> metadata.Distribution
 
 
 def dist_file(dist: metadata.Distribution, relative: str) -> Path:
+    """The file ``relative`` of an installed distribution, as a path."""
     return Path(str(dist.locate_file(relative)))
 
 
@@ -155,6 +157,7 @@ def install_package(pkg: PyPIPackage, root: Path, check: Sequence[str]) -> Path:
 
 
 def apt_lists_empty() -> bool:
+    """True when apt has no package lists yet (a fresh container: ``apt-get update`` first)."""
     return not any(APT_LISTS.glob("*_Packages*")) if APT_LISTS.is_dir() else True
 
 
@@ -168,6 +171,7 @@ def apt_update_if_needed(force: bool = False) -> None:
 
 
 def need_apt() -> None:
+    """Raise :class:`AssetError` unless apt-get and dpkg are on PATH."""
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise AssetError("this asset comes from Debian packages: it needs apt-get and dpkg (Debian/Ubuntu)")
 

@@ -59,6 +59,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slamkit {args.command}: error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

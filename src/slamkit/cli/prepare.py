@@ -61,7 +61,6 @@ def cmd_prepare_corpus(args: argparse.Namespace) -> int:
 
 def cmd_prepare_captions(args: argparse.Namespace) -> int:
     """`prepare clotho|audiocaps|musiccaps|secap DIR --out M`: the official layout to our manifest."""
-    import slamkit.prepare.captions  # noqa: F401  (registers the captioning corpora)
     from slamkit.prepare import CORPORA, CorpusError
 
     options = ("split", "audio_dir", "per_caption", "prompt")

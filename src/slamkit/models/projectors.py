@@ -2,8 +2,9 @@
 
 A projector takes encoder features ``[b, t, d_in]`` with the number of valid frames per sample
 ``[b]`` and returns ``[b, t_p, d_out]`` embeddings plus the number of valid output positions
-``[b]``. ``output_lengths`` gives those counts without running the network, so the collator can
-insert the right number of audio placeholders (the model owns the length arithmetic).
+``[b]``. ``length_rule()`` states those counts as a pure rule (:mod:`slamkit.models.lengths`) and
+``output_lengths`` applies it, so the collator inserts the right number of audio placeholders
+without running the network.
 
 Registered entries (SLAM-LLM's projectors, with the tail and padding handled exactly):
 

@@ -16,13 +16,13 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+
 class CheckpointError(ValueError):
     """A file that cannot be read as the checkpoint format it claims to be (names the file)."""
 
 
 class MissingWeightsError(CheckpointError, FileNotFoundError):
     """A checkpoint directory without its weight files."""
-
 
 
 def check_state_dict(expected: dict[str, tuple[int, ...]], state: dict[str, Tensor], source: str, fmt: str) -> None:
@@ -100,4 +100,5 @@ def read_hf_config(path: Path, model_types: tuple[str, ...]) -> dict[str, Any]:
 
 
 def float32_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with every floating-point tensor cast to float32 (integer tensors kept)."""
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -58,8 +58,6 @@ MUSICCAPS_COLUMNS = ("ytid", "start_s", "end_s", "audioset_positive_labels", "as
 SECAP_CAPTIONS = "fid2captions.json"
 
 
-
-
 # --------------------------------------------------------------------------- Clotho
 
 

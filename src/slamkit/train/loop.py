@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from slamkit.batch import Batch
 from slamkit.config import Config, TrainConfig, dump_config
+from slamkit.data.sampler import BucketBatchSampler
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.data import batch_stream, build_loader
@@ -150,7 +151,8 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         step += 1
         last_loss = stats["loss"]
         window.audio_seconds += stats["audio_seconds"]
-        window.loss_sum, window.units = window.loss_sum + stats["loss"] * stats["tokens"], window.units + stats["tokens"]
+        units = stats[step_objective.unit]
+        window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
         _progress(bar, stats, step_objective is objective, started, step, tc, pace)
         final = step == tc.max_steps or _over_budget(started, tc)
         if step % tc.log_every == 0 or final:
@@ -236,7 +238,8 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
 
 
 def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.optim.Optimizer, scheduler, scaler,
-            sampler) -> tuple[int, int, tuple[float, int]]:
+            sampler: BucketBatchSampler) -> tuple[int, int, tuple[float, int]]:
+    """Load weights, optimizer, schedule, scaler, sampler position and RNG; returns (step, skipped, log window)."""
     ckpt.load_weights(model, latest.path)
     state = ckpt.load_state(latest.path)
     optimizer.load_state_dict(state["optimizer"])
@@ -282,7 +285,7 @@ def _optimizer_step(model: SpeechLLM, window: list[Batch], objective: Objective,
     optimizer.zero_grad(set_to_none=True)
     audio_seconds = sum(float(b.audio_lengths.sum()) for b in window) / model.encoder.sample_rate
     stats = {"loss": loss_sum / total_units, "acc": correct / max(tokens, 1), "lr": lr, "grad_norm": float(grad_norm),
-             "tokens": total_units, "audio_seconds": audio_seconds}
+             "tokens": sum(b.num_target_tokens for b in window), "audio_seconds": audio_seconds, objective.unit: total_units}
     if isinstance(objective, LanguageModelObjective) and objective.ctc_weight > 0:
         stats["ctc_loss"] = aux_sum / total_units  # weighted, per target token
     return stats

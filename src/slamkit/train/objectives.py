@@ -123,9 +123,11 @@ class LossOutput:
 
 
 class Objective:
-    """What one training step optimises. ``name`` is the key its loss is logged under."""
+    """What one training step optimises. ``name`` is the key its loss is logged under, ``unit`` the
+    key its normaliser (the units of a step) is logged under."""
 
     name = "loss"
+    unit = "tokens"
 
     def units(self, batch: Batch) -> int:
         """How many units ``batch`` contributes to the normaliser (known before the forward pass)."""
@@ -149,9 +151,11 @@ class LanguageModelObjective(Objective):
         self.blank_id = blank_id
 
     def units(self, batch: Batch) -> int:
+        """Target tokens (label positions that count, after the causal shift)."""
         return batch.num_target_tokens
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """Summed cross-entropy over ``batch``'s target tokens, plus the weighted CTC term in training."""
         out = model(batch)
         logits = out.logits.float()  # [n_targets, vocab]
         loss_sum = nn.functional.cross_entropy(logits, out.targets, reduction="sum")
@@ -166,6 +170,7 @@ class PrealignObjective(Objective):
     """Pre-alignment: projector outputs pulled toward uniformly aligned token embeddings, a mean per clip."""
 
     name = "prealign_loss"
+    unit = "clips"
 
     def __init__(self, embedding: Callable[[], Tensor], blank_id: int) -> None:
         self.embedding = embedding
@@ -177,6 +182,7 @@ class PrealignObjective(Objective):
         return int((counts > 0).sum())
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """Summed per-clip mean distances of ``batch`` (no LLM pass)."""
         out = model(batch, with_llm=False)
         total, clips = uniform_alignment_loss(out.audio_embeds, out.audio_lengths, self.embedding(), batch.labels, self.blank_id)
         return LossOutput(total, clips)

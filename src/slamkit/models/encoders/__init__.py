@@ -7,7 +7,7 @@ import this package, only ``base`` and their own modules.
 
 from slamkit.models.encoders.base import ENCODERS, AudioEncoder, EncoderCard, build_encoder, encoder_table, preset_names
 
-# Registration, in the order `slamkit list encoders` shows them.
+# Registration (listings sort by name, so the order here does not matter).
 from slamkit.models.encoders import ssl as _ssl  # noqa: E402,F401
 from slamkit.models.encoders import whisper as _whisper  # noqa: E402,F401
 from slamkit.models.encoders import beats as _beats  # noqa: E402,F401

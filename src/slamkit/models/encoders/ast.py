@@ -10,7 +10,7 @@ transformers' current module names (``layers.{i}.attention.q_proj`` …). Every 
 missing one, is a :class:`~slamkit.models.weights.CheckpointError` naming the file.
 
 **Front end** (as ``ASTFeatureExtractor`` computes it): Kaldi fbank
-(:func:`slamkit.models.encoders.whisper.frontend.kaldi_fbank`) at 16 kHz, 25 ms Hann (``hanning``, symmetric)
+(:func:`slamkit.models.encoders.fbank.kaldi_fbank`) at 16 kHz, 25 ms Hann (``hanning``, symmetric)
 window, 10 ms shift, ``num_mel_bins`` (128) bins, on the waveform as is (no 2**15 scaling); rows
 past the clip are 0; then ``(x - mean) / (2 * std)`` with the preprocessor's ``mean``/``std``
 (AudioSet: -4.2677393 / 4.5689974) when ``do_normalize``. The padding rows are normalised too,
@@ -61,8 +61,8 @@ from torch import Tensor, nn
 from transformers import ASTConfig, ASTModel
 
 from slamkit.config import EncoderConfig
-from slamkit.models.lengths import LengthRule
-from slamkit.models.encoders.whisper.frontend import kaldi_fbank, kaldi_fbank_frames
+from slamkit.models.lengths import LengthRule, ceil_div
+from slamkit.models.encoders.fbank import kaldi_fbank, kaldi_fbank_frames
 from slamkit.models.weights import CheckpointError, check_state_dict, hf_tensor_keys, hf_weight_files, read_hf_config, read_hf_tensors
 from slamkit.models.encoders.base import EncoderCard, ENCODERS, AudioEncoder, LayerSelector, frame_mask
 
@@ -98,10 +98,6 @@ def ast_preset_config(preset: str) -> ASTConfig:
     return ASTConfig(**AST_PRESETS[preset])
 
 
-def _ceil_div(a: Tensor, b: int) -> Tensor:
-    return torch.div(a + b - 1, b, rounding_mode="floor")
-
-
 class ASTFrontEnd:
     """Waveforms -> AST's normalised fbank windows on the global time grid (see the module docs).
 
@@ -124,7 +120,7 @@ class ASTFrontEnd:
 
     def steps(self, lengths: Tensor) -> Tensor:
         """Samples ``[b]`` -> time steps ``[b]``: patches that start inside the clip, ``ceil(F / time_stride)``."""
-        return _ceil_div(kaldi_fbank_frames(lengths, self.frame_size, self.frame_shift), self.time_stride)
+        return ceil_div(kaldi_fbank_frames(lengths, self.frame_size, self.frame_shift), self.time_stride)
 
     def __call__(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``audio [b, t]``, ``lengths [b]`` -> ``inputs [N, max_length, num_mel_bins]``, ``clip [N]``, ``window [N]``, ``steps [b]``.
@@ -137,7 +133,7 @@ class ASTFrontEnd:
             raise ValueError(f"ast: clips need at least {self.frame_size} samples (one 25 ms fbank frame): {lengths.tolist()}")
         fbank, _ = kaldi_fbank(audio, lengths, num_mel_bins=self.num_mel_bins, sample_rate=self.features.sample_rate, window="hanning")
         steps = self.steps(lengths)
-        n_windows = _ceil_div(steps, self.time_patches)
+        n_windows = ceil_div(steps, self.time_patches)
         hop = self.time_patches * self.time_stride
         total = (int(n_windows.max()) - 1) * hop + self.max_length
         fbank = F.pad(fbank, (0, 0, 0, max(total - fbank.shape[1], 0)))[:, :total]
@@ -301,4 +297,4 @@ def read_ast_preprocessor(path: Path, config: ASTConfig) -> ASTFeatureSettings:
 
 def ast_tokens(lengths: Tensor, frame_size: int, frame_shift: int, time_stride: int, freq_patches: int) -> Tensor:
     """Samples ``[b]`` -> tokens ``[b]``: patches starting inside the clip, ``ceil(F / time_stride)``, times ``freq_patches``."""
-    return _ceil_div(kaldi_fbank_frames(lengths, frame_size, frame_shift), time_stride) * freq_patches
+    return ceil_div(kaldi_fbank_frames(lengths, frame_size, frame_shift), time_stride) * freq_patches

@@ -13,7 +13,7 @@ layer's copy is present and identical. A fine-tuned checkpoint's AudioSet classi
 (``predictor.*``) is checked against ``cfg`` and then dropped, with a log line. Anything else
 missing or unexpected raises :class:`~slamkit.models.weights.CheckpointError` naming the file.
 
-**Front end.** Kaldi fbank of ``waveform * 2**15`` (:func:`slamkit.models.encoders.whisper.frontend.kaldi_fbank`:
+**Front end.** Kaldi fbank of ``waveform * 2**15`` (:func:`slamkit.models.encoders.fbank.kaldi_fbank`:
 128 bins, 25 ms windows every 10 ms, povey window, snip edges), normalised as
 ``(fbank - 15.41663) / (2 * 6.55582)``. The patch embedding (a 16x16 conv, stride 16) sees the
 fbank as a ``[frames, 128]`` image, so trailing frames short of a whole 16-frame patch are
@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from slamkit.config import EncoderConfig
 from slamkit.models.lengths import LengthRule
-from slamkit.models.encoders.whisper.frontend import kaldi_fbank, kaldi_fbank_frames
+from slamkit.models.encoders.fbank import kaldi_fbank, kaldi_fbank_frames
 from slamkit.models.weights import CheckpointError, check_state_dict, load_state_strict
 from slamkit.models.encoders.base import EncoderCard, ENCODERS, AudioEncoder, check_audio_batch, LayerSelector, frame_mask
 

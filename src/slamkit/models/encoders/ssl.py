@@ -162,11 +162,14 @@ class SSLEncoder(AudioEncoder):
 
     def length_rule(self) -> LengthRule:
         """Samples -> frames after the conv feature extractor (no padding in its convs), from the
-        checkpoint config's ``conv_kernel`` / ``conv_stride``."""
+        checkpoint config's ``conv_kernel`` / ``conv_stride``, then the adapter's kernel-1 convs of
+        ``adapter_stride`` when the checkpoint has one (``add_adapter``), as transformers counts them."""
         config = self.model.config
+        kernels, strides = tuple(config.conv_kernel), tuple(config.conv_stride)
         if getattr(config, "add_adapter", False):
-            raise CheckpointError("wav2vec2-style checkpoints with an adapter (add_adapter=true) are not supported")
-        return functools.partial(conv_output_frames, kernels=tuple(config.conv_kernel), strides=tuple(config.conv_stride))
+            kernels += (1,) * config.num_adapter_layers
+            strides += (config.adapter_stride,) * config.num_adapter_layers
+        return functools.partial(conv_output_frames, kernels=kernels, strides=strides)
 
     def forward(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``audio [b, t]`` float32, ``lengths [b]`` samples -> ``feats [b, t_e, hidden]``, ``frames [b]``.

@@ -9,7 +9,6 @@ from transformers import PreTrainedTokenizerBase
 from slamkit.config import LLMConfig
 
 
-
 @dataclass
 class PromptBuilder:
     """Turns (prompt text, target text) into token ids around one audio placeholder.

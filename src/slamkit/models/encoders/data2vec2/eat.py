@@ -16,7 +16,7 @@ Ignored explicitly (pre-training or classification only): ``_ema``, ``modality_e
 Anything else missing or unexpected raises :class:`~slamkit.models.weights.CheckpointError`.
 
 **Front end.** As EAT's feature extraction: the clip's mean is removed, then a Kaldi fbank
-(:func:`slamkit.models.encoders.whisper.frontend.kaldi_fbank`: 128 bins, 25 ms hanning windows every 10 ms, no
+(:func:`slamkit.models.encoders.fbank.kaldi_fbank`: 128 bins, 25 ms hanning windows every 10 ms, no
 dither, float waveform, not scaled by 2**15), normalised as ``(fbank + 4.268) / (2 * 4.569)``.
 
 **Clip length.** The official extractor pads (with fbank zeros, before normalisation) or cuts
@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from slamkit.config import EncoderConfig
 from slamkit.models.lengths import LengthRule
-from slamkit.models.encoders.whisper.frontend import kaldi_fbank, kaldi_fbank_frames
+from slamkit.models.encoders.fbank import kaldi_fbank, kaldi_fbank_frames
 from slamkit.models.weights import CheckpointError, load_state_strict
 from slamkit.models.encoders.data2vec2.blocks import (
     ContextEncoder,

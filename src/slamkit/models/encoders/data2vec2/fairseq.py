@@ -29,10 +29,7 @@ from slamkit.models.weights import CheckpointError
 log = logging.getLogger(__name__)
 
 
-
 FAIRSEQ_FORMAT = "fairseq data2vec 2.0 .pt (cfg + model)"
-
-
 
 
 class _Stub:

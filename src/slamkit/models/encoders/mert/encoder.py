@@ -81,6 +81,7 @@ __all__ = ["MERT_PRESETS", "MERTArch", "MERTEncoder", "MERTModel", "load_mert", 
 
 CHECKPOINT_FORMAT = "MERT Hugging Face (MERTModel: config.json + model.safetensors or pytorch_model.bin)"
 
+
 @ENCODERS.register("mert")
 class MERTEncoder(AudioEncoder):
     """MERT: waveform ``[b, t]`` at ``sample_rate`` -> ``[b, t_e, hidden]`` at ``sample_rate / 320`` frames/s.

@@ -10,7 +10,7 @@ sees the zero padding it would see alone), and every layer gets a key-padding ma
 ``pad_to_30s`` runs the same modules on Whisper's padded 3000-frame input with no mask (exactly
 HF's forward) and trims the output to the real frames.
 
-Pretrained weights come from any checkpoint :func:`slamkit.models.weights.read_whisper_encoder`
+Pretrained weights come from any checkpoint :func:`slamkit.models.encoders.whisper.formats.read_whisper_encoder`
 reads: a Hugging Face directory (``WhisperForConditionalGeneration``, ``WhisperModel`` or an
 encoder-only save; its reader lives here and is registered as the ``hf`` format), a
 faster-whisper / CTranslate2 model, or an OpenAI ``.pt`` file. Only the encoder's tensors are read.

@@ -167,7 +167,3 @@ def _clamp_dynamic_range(log_spec: Tensor, frames: Tensor | None) -> Tensor:
         peak = log_spec.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)
     return (log_spec + 4.0) / 4.0
-
-
-# Kaldi-style fbank (BEATs, EAT, AST) lives in its own module; re-exported for the encoders.
-from slamkit.models.encoders.fbank import kaldi_fbank, kaldi_fbank_frames  # noqa: E402,F401

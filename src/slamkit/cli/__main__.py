@@ -1,0 +1,5 @@
+"""``python -m slamkit.cli …`` (same as ``python -m slamkit …``)."""
+
+from slamkit.cli import main
+
+raise SystemExit(main())
