@@ -95,7 +95,7 @@ def test_state_dict_round_trip_resumes_at_same_batch() -> None:
         if len(consumed) == 4:
             break
     state = run.state_dict()
-    assert state == {"epoch": 1, "position": 4, "seed": 7, "num_items": 200}
+    assert state == {"epoch": 1, "position": 4, "seed": 7, "num_items": 200, "num_replicas": 1}
 
     resumed = BucketBatchSampler(durations, 8, 60.0, seed=0)
     resumed.load_state_dict(state)
@@ -179,3 +179,43 @@ def test_short_first_resumes_mid_epoch() -> None:
     b = BucketBatchSampler(durations, 4, seed=5, short_first_epochs=1)
     b.load_state_dict(a.state_dict())
     assert list(b) == a.batches(0)[7:]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("batch_seconds", [None, 6.0])
+def test_ranks_share_each_global_batch(world: int, batch_seconds) -> None:
+    """N ranks with batch b see exactly the batches one process with batch N·b sees, split, with
+    no item twice or skipped and the same number of batches on every rank."""
+    rng = np.random.default_rng(3)
+    durations = rng.uniform(0.5, 4.0, size=103).tolist()
+    one = BucketBatchSampler(durations, 4 * world, None if batch_seconds is None else batch_seconds * world, seed=5)
+    ranks = [BucketBatchSampler(durations, 4, batch_seconds, seed=5, num_replicas=world, rank=r) for r in range(world)]
+    for epoch in (0, 1):
+        one.set_epoch(epoch)
+        for sampler in ranks:
+            sampler.set_epoch(epoch)
+        shares = [list(sampler) for sampler in ranks]
+        assert len({len(share) for share in shares}) == 1, "every rank runs the same number of batches"
+        whole = list(one)
+        assert len(whole) == len(shares[0])
+        for i, batch in enumerate(whole):
+            parts = [share[i] for share in shares]
+            assert sorted(sum(parts, [])) == sorted(batch), "the ranks' parts make up the global batch"
+            assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+
+
+def test_rank_must_lie_inside_the_world() -> None:
+    with pytest.raises(ValueError, match="rank 2"):
+        BucketBatchSampler([1.0] * 4, 2, num_replicas=2, rank=2)
+
+
+def test_resume_on_another_number_of_ranks_says_what_changes(caplog) -> None:
+    durations = [1.0] * 40
+    two = BucketBatchSampler(durations, 2, seed=1, num_replicas=2, rank=0)
+    two.position = 3  # 3 global batches of 4 items: 12 items consumed
+    state = two.state_dict()
+    four = BucketBatchSampler(durations, 2, seed=1, num_replicas=4, rank=0)
+    with caplog.at_level("WARNING"):
+        four.load_state_dict(state)
+    assert four.position == 2  # global batches of 8: 12 consumed -> continue after the 2nd batch (16 items)
+    assert "saved with 2 processes on 4" in caplog.text and "global batch changes from 4 to 8" in caplog.text

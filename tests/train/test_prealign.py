@@ -152,8 +152,7 @@ def test_prealign_loss_is_a_per_clip_mean_for_any_grad_accum(tmp_path, tone_corp
         params = [p for p in m.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=1.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        stats = _optimizer_step(m, window, objective, opt, sched, torch.amp.GradScaler("cpu", enabled=False), cfg.train,
-                                torch.device("cpu"))
+        stats = _optimizer_step(_run(m, opt, sched, torch.amp.GradScaler("cpu", enabled=False), cfg), window, objective)
         return stats, [p.detach() for p in params]
 
     split = [data.collator(items[:2]), data.collator(items[2:])]
@@ -167,3 +166,13 @@ def test_prealign_loss_is_a_per_clip_mean_for_any_grad_accum(tmp_path, tone_corp
     assert whole_stats["loss"] == pytest.approx(expected, rel=1e-5)
     for a, b in zip(split_params, whole_params):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _run(model, optimizer, scheduler, scaler, cfg):
+    """The parts of a training run one optimizer step reads (one process, on the CPU)."""
+    from types import SimpleNamespace
+
+    from slamkit.train.distributed import Dist
+
+    dist = Dist(0, 1, 0, torch.device("cpu"), "single")
+    return SimpleNamespace(cfg=cfg, dist=dist, model=model, engine=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)

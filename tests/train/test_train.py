@@ -157,7 +157,7 @@ def test_grad_accumulation_is_normalised_by_target_tokens(tone_corpus, tmp_path)
         opt = torch.optim.SGD(params, lr=1.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        stats = _optimizer_step(m, window, objective, opt, sched, scaler, cfg.train, torch.device("cpu"))
+        stats = _optimizer_step(_run(m, opt, sched, scaler, cfg), window, objective)
         return stats, [p.detach() for p in params]
 
     split_stats, split = step([collator(items[:2]), collator(items[2:])])
@@ -191,3 +191,13 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, tone_cor
     assert not all(torch.allclose(old[k], init[k], atol=1e-6) for k in old)
     with pytest.raises(FileNotFoundError, match="train.init_from"):
         train(tiny_config(tmp_path / "bad", tone_corpus, *FAST, f"train.init_from={tmp_path / 'nowhere'}"))
+
+
+def _run(model, optimizer, scheduler, scaler, cfg):
+    """The parts of a training run one optimizer step reads (one process, on the CPU)."""
+    from types import SimpleNamespace
+
+    from slamkit.train.distributed import Dist
+
+    dist = Dist(0, 1, 0, torch.device("cpu"), "single")
+    return SimpleNamespace(cfg=cfg, dist=dist, model=model, engine=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)

@@ -15,6 +15,13 @@ clips to the longest: the items sorted by duration (ties in seeded random order)
 batches in that order. Short clips hold few words, which is where a fresh projector first learns
 to line audio up with text; measured on the demo, this is what makes the loss drop early.
 
+Across ``num_replicas`` processes (torchrun), every process builds the same *global* batches, with
+``batch_size`` and ``batch_seconds`` multiplied by ``num_replicas`` (the budgets are per process),
+and takes every ``num_replicas``-th item of each from its ``rank`` on: no item is seen twice or
+skipped, every process runs the same number of batches, and together they see the batches one
+process with the global budget would (a process whose share of a short last batch is empty gets an
+empty batch and still takes part in the step).
+
 Everything is a pure function of ``(seed, epoch)`` through a local ``numpy.random.Generator``; the
 global RNGs are never touched. The sampler does not advance itself: a DataLoader prefetches, so
 the training loop increments :attr:`position` as it *consumes* batches, and a checkpoint stores
@@ -44,6 +51,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         bucket: group items of similar duration to cut padding.
         seed: base seed (>= 0).
         short_first_epochs: number of leading epochs ordered shortest-first (curriculum).
+        num_replicas: processes sharing each global batch (torchrun's world size).
+        rank: this process's index among them.
 
     Attributes:
         epoch: the current epoch.
@@ -63,6 +72,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         bucket: bool = True,
         seed: int = 0,
         short_first_epochs: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         self.durations = _check_durations(durations)
         if int(batch_size) != batch_size or batch_size < 1:
@@ -71,8 +82,11 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
             raise ValueError(f"batch_seconds must be a finite number > 0, got {batch_seconds!r}")
         if int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.batch_size = int(batch_size)
-        self.batch_seconds = None if batch_seconds is None else float(batch_seconds)
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.batch_size = int(batch_size) * self.num_replicas  # the global batch
+        self.batch_seconds = None if batch_seconds is None else float(batch_seconds) * self.num_replicas
         self.shuffle = bool(shuffle)
         self.bucket = bool(bucket)
         if int(short_first_epochs) != short_first_epochs or short_first_epochs < 0:
@@ -107,20 +121,23 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         return len(self._cache[1])
 
     def __iter__(self) -> Iterator[list[int]]:
-        """Yield the batches of :attr:`epoch` from :attr:`position` on (does not advance)."""
-        yield from self.batches(self.epoch)[self.position :]
+        """Yield this process's share of the batches of :attr:`epoch` from :attr:`position` on
+        (does not advance); alone, the whole batches."""
+        for batch in self.batches(self.epoch)[self.position :]:
+            yield batch[self.rank :: self.num_replicas]
 
     def __len__(self) -> int:
         """Batches left in the current epoch from :attr:`position`."""
         return max(self.num_batches(self.epoch) - self.position, 0)
 
     def state_dict(self) -> dict[str, int]:
-        """``{"epoch", "position", "seed", "num_items"}``: enough to resume at the same batch."""
+        """``{"epoch", "position", "seed", "num_items", "num_replicas"}``: enough to resume at the same batch."""
         return {
             "epoch": self.epoch,
             "position": self.position,
             "seed": self.seed,
             "num_items": self.num_items,
+            "num_replicas": self.num_replicas,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -147,6 +164,9 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = int(state["seed"])
         self._cache = None
         epoch, position = int(state["epoch"]), int(state["position"])
+        saved_replicas = int(state.get("num_replicas", 1))
+        if saved_replicas != self.num_replicas:
+            position = self._rescaled_position(epoch, position, saved_replicas)
         if not 0 <= position <= self.num_batches(epoch):
             raise ValueError(
                 f"sampler position {position} is outside epoch {epoch} "
@@ -155,6 +175,23 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch, self.position = epoch, position
 
     # ----------------------------------------------------------------------------- internals
+
+    def _rescaled_position(self, epoch: int, position: int, saved_replicas: int) -> int:
+        """The first batch of this job's ``epoch`` after as many items as the checkpoint's job (with
+        ``saved_replicas`` processes) had consumed; says what changes."""
+        consumed = position * (self.batch_size // self.num_replicas) * saved_replicas
+        done, new_position = 0, 0
+        for batch in self.batches(epoch):
+            if done >= consumed:
+                break
+            done, new_position = done + len(batch), new_position + 1
+        logger.warning(
+            "resuming a run saved with %d processes on %d: the global batch changes from %d to %d items, so the "
+            "learning-rate schedule now sees a different batch; epoch %d continues after about %d items (batch %d), "
+            "and in this epoch a few items may be seen twice or not at all; later epochs are complete",
+            saved_replicas, self.num_replicas, self.batch_size // self.num_replicas * saved_replicas, self.batch_size,
+            epoch, consumed, new_position)
+        return new_position
 
     def _make_batches(self, epoch: int) -> list[list[int]]:
         """Build the batch list of ``epoch`` (see the module docstring for the order)."""

@@ -41,6 +41,7 @@ class ForwardOutput:
     audio_lengths: Tensor  # [b] valid audio embeddings per row
     logits: Tensor | None  # [n_targets, vocab] at the positions whose next token is a target; None without the LLM pass
     targets: Tensor | None  # [n_targets] those next tokens; None without the LLM pass
+    anchor: Tensor | None = None  # an empty batch's stand-in: 0, but with a gradient path to every trainable weight
 
 
 class SpeechLLM(nn.Module):
@@ -151,7 +152,17 @@ class SpeechLLM(nn.Module):
 
     def forward(self, batch: Batch, with_llm: bool = True) -> ForwardOutput:
         """Encode and project the audio; with ``with_llm``, splice and run the LLM to the logits
-        at every position whose next token is a target (``labels[:, 1:] != IGNORE_INDEX``)."""
+        at every position whose next token is a target (``labels[:, 1:] != IGNORE_INDEX``).
+
+        An empty batch (a process whose share of a global batch is empty) returns only an ``anchor``:
+        a zero connected to every trainable weight, so that the process still takes part in the
+        gradient all-reduce and contributes nothing to it.
+        """
+        if batch.audio.shape[0] == 0:
+            anchor = sum((p.reshape(-1)[:1].sum() for p in self.parameters() if p.requires_grad),
+                         torch.zeros((), device=self.embedding_table.device)) * 0.0
+            empty = torch.zeros(0, device=anchor.device)
+            return ForwardOutput(empty, empty.long(), None, None, anchor)
         audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
         if not with_llm:
             return ForwardOutput(audio_embeds, audio_lengths, None, None)

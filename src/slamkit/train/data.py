@@ -52,8 +52,10 @@ class Loader:
                           worker_init_fn=worker_init if self.workers else None, generator=torch.Generator().manual_seed(0))
 
 
-def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0) -> Loader:
-    """The :class:`Loader` of ``manifest`` for ``mode`` (see the module's table)."""
+def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0, rank: int = 0,
+                 world: int = 1) -> Loader:
+    """The :class:`Loader` of ``manifest`` for ``mode`` (see the module's table); with ``world``
+    processes, this ``rank``'s share of every global batch (:class:`BucketBatchSampler`)."""
     records = read_manifest(manifest)
     durations = record_durations(records)
     skipped = 0
@@ -68,10 +70,11 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode
     dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, targets, prompt_resolver(cfg),
                             skip_errors=True, per_epoch=train)
     if mode == "decode":
-        sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True)
+        sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True, num_replicas=world, rank=rank)
     else:
         sampler = BucketBatchSampler(durations, cfg.data.batch_size, cfg.data.batch_seconds, shuffle=train, bucket=cfg.data.bucket,
-                                     seed=seed, short_first_epochs=cfg.data.short_first_epochs if train else 0)
+                                     seed=seed, short_first_epochs=cfg.data.short_first_epochs if train else 0,
+                                     num_replicas=world, rank=rank)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.token_counter(),
                         "left" if mode == "decode" else "right", with_targets=mode != "decode")
     return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped)

@@ -15,19 +15,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from slamkit.batch import Batch
 from slamkit.config import Config, TrainConfig, dump_config
-from slamkit.data.sampler import BucketBatchSampler
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
-from slamkit.train.data import batch_stream, build_loader
-from slamkit.train.distributed import autocast, grad_scaler, resolve_device
+from slamkit.train.data import Loader, batch_stream, build_loader
+from slamkit.train.distributed import Dist, autocast, grad_scaler, setup
 from slamkit.train.log import MetricLogger
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
 from slamkit.train.optim import build_optimizer, build_scheduler
@@ -65,20 +65,21 @@ class _Window:
 
 
 @torch.no_grad()
-def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, device: torch.device, precision: str) -> dict[str, float]:
-    """Mean token loss and token accuracy over a validation loader."""
+def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: Dist, precision: str) -> dict[str, float]:
+    """Mean token loss and token accuracy over a validation loader (summed over ranks)."""
     was_training = model.training
     model.eval()
     loss_sum, tokens, correct = 0.0, 0, 0
     for batch in loader:
         if not batch.keys:
             continue
-        with autocast(precision, device):
-            out = objective(model, batch.to(device))
+        with autocast(precision, dist.device):
+            out = objective(model, batch.to(dist.device))
         loss_sum += float(out.loss_sum)
         tokens += out.num_tokens
         correct += out.num_correct
     model.train(was_training)
+    loss_sum, tokens, correct = dist.sum([loss_sum, tokens, correct])
     return {"valid_loss": loss_sum / max(tokens, 1), "valid_acc": correct / max(tokens, 1)}
 
 
@@ -87,7 +88,8 @@ def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, device:
 # ---------------------------------------------------------------------------------------------
 
 
-def _prepare_run_dir(cfg: Config) -> ckpt.CheckpointInfo | None:
+def _prepare_run_dir(cfg: Config, dist: Dist) -> ckpt.CheckpointInfo | None:
+    """The checkpoint to resume from (None for a new run); rank 0 writes config.yaml."""
     run_dir = Path(cfg.train.output_dir)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not cfg.train.resume:
@@ -95,8 +97,10 @@ def _prepare_run_dir(cfg: Config) -> ckpt.CheckpointInfo | None:
             f"{run_dir} already holds checkpoints (latest step {latest.step}); pass train.resume=true to continue, "
             "or choose another train.output_dir (nothing was overwritten)"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+    dist.barrier()
     return latest if cfg.train.resume else None
 
 
@@ -112,66 +116,119 @@ def _build(cfg: Config, latest: ckpt.CheckpointInfo | None, device: torch.device
     return model
 
 
+class _NoLogger:
+    """What ranks other than 0 log to: nothing."""
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Drop ``metrics``."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds; built by :func:`_setup`, driven by :func:`train`."""
+
+    cfg: Config
+    dist: Dist
+    model: SpeechLLM  # the model itself (weights, checkpoints, cache statistics)
+    engine: nn.Module  # what forward passes go through: the model, or its DDP replica
+    prealign: Objective | None
+    objective: Objective
+    data: Loader
+    valid_loader: DataLoader | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    logger: Any
+    step: int = 0
+    skipped: int = 0
+    valid_loss: float | None = None
+    window: _Window = field(default_factory=_Window)
+
+    def objective_at(self, step: int) -> Objective:
+        """Pre-alignment for the first ``train.prealign_steps`` steps, then the LM objective."""
+        return self.prealign if self.prealign is not None and step < self.cfg.train.prealign_steps else self.objective
+
+
+def _setup(cfg: Config) -> _Run:
+    """Join the job, build model and data, resume if asked."""
+    tc = cfg.train
+    dist = setup(tc.strategy, tc.device)
+    latest = _prepare_run_dir(cfg, dist)
+    torch.manual_seed(tc.seed)
+    model = _build(cfg, latest, dist.device)
+    if dist.distributed:
+        torch.manual_seed(tc.seed + dist.rank)  # the same initial weights everywhere, independent dropout per rank
+    prealign, objective = build_objectives(tc, lambda: model.embedding_table, model.pad_token_id)
+    data = build_loader(cfg, model, cfg.data.train, "train", seed=tc.seed, rank=dist.rank, world=dist.world)
+    valid = build_loader(cfg, model, cfg.data.valid, "valid", rank=dist.rank, world=dist.world).dataloader() if cfg.data.valid else None
+    optimizer = build_optimizer(model, tc)
+    run = _Run(cfg, dist, model, dist.wrap(model, find_unused=tc.prealign_steps > 0), prealign, objective, data, valid,
+               optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skipped=data.skipped)
+    if latest is not None:
+        run.step, run.skipped, (run.window.loss_sum, run.window.units) = _resume(latest, run)
+        log.info("resumed from %s (step %d)", latest.path, run.step)
+    run.logger = MetricLogger(tc.output_dir, tc.tensorboard, resume_step=run.step if latest else None) if dist.is_main else _NoLogger()
+    return run
+
+
 def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     """Train according to ``cfg``. ``stop_at_step`` ends the run abruptly after that step, as a
     kill would (no final checkpoint) — used to test exact resume."""
     tc = cfg.train
     if cfg.data.train is None:
         raise ValueError("data.train is not set: pass data.train=path/to/train.jsonl")
-    latest = _prepare_run_dir(cfg)
-    torch.manual_seed(tc.seed)
-    device = resolve_device(tc.device)
-    model = _build(cfg, latest, device)
-    prealign, objective = build_objectives(tc, lambda: model.embedding_table, model.pad_token_id)
-    data = build_loader(cfg, model, cfg.data.train, "train", seed=tc.seed)
-    valid_loader = build_loader(cfg, model, cfg.data.valid, "valid").dataloader() if cfg.data.valid else None
-
-    optimizer = build_optimizer(model, tc)
-    scheduler = build_scheduler(optimizer, tc)
-    scaler = grad_scaler(tc.precision, device)
-    step, skipped, valid_loss, window = 0, data.skipped, None, _Window()
-    if latest is not None:
-        step, skipped, (window.loss_sum, window.units) = _resume(latest, model, optimizer, scheduler, scaler, data.sampler)
-        log.info("resumed from %s (step %d)", latest.path, step)
-    logger = MetricLogger(tc.output_dir, tc.tensorboard, resume_step=step if latest else None)
-
-    model.train()
-    stream = batch_stream(data)
+    run = _setup(cfg)
+    run.model.train()
+    stream = batch_stream(run.data)
     started = time.perf_counter()
-    pace = (started, step)  # where the progress bar measures the pace from (restarted after pre-alignment)
-    bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
-    last_loss = float("nan")
-    while step < tc.max_steps:
-        step_objective = prealign if prealign is not None and step < tc.prealign_steps else objective
-        if step == tc.prealign_steps > 0:
-            pace = _end_prealignment(optimizer, window, step)
-        batches, window_skipped = _next_window(stream, tc.grad_accum)
-        skipped += window_skipped
-        stats = _optimizer_step(model, batches, step_objective, optimizer, scheduler, scaler, tc, device)
-        step += 1
+    pace = (started, run.step)  # where the progress bar measures the pace from (restarted after pre-alignment)
+    bar = tqdm(total=tc.max_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
+               disable=not run.dist.is_main)
+    last_loss, window = float("nan"), run.window
+    while run.step < tc.max_steps:
+        step_objective = run.objective_at(run.step)
+        if run.step == tc.prealign_steps > 0:
+            pace = _end_prealignment(run.optimizer, window, run.step)
+        batches, window_skipped = _next_window(stream, tc.grad_accum, keep_empty=run.dist.distributed)
+        stats = _optimizer_step(run, batches, step_objective)
+        run.skipped += int(run.dist.sum([window_skipped])[0])
+        run.step += 1
         last_loss = stats["loss"]
         window.audio_seconds += stats["audio_seconds"]
         units = stats[step_objective.unit]
         window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
-        _progress(bar, stats, step_objective is objective, started, step, tc, pace)
-        final = step == tc.max_steps or _over_budget(started, tc)
-        if step % tc.log_every == 0 or final:
-            logger.log(_log_record(stats, window, step_objective, data.sampler.epoch, skipped, model), step)
+        _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
+        final = run.step == tc.max_steps or _over_budget(started, tc, run.dist)
+        if run.step % tc.log_every == 0 or final:
+            run.logger.log(_log_record(stats, window, step_objective, run.data.sampler.epoch, run.skipped, run.model), run.step)
             window.reset()
-        validated = valid_loader is not None and _validated(step, tc, final)
+        validated = run.valid_loader is not None and _validated(run.step, tc, final)
         if validated:
-            valid_loss = _validate_and_log(model, valid_loader, objective, device, tc, logger, step)
-        if step % tc.save_every == 0 or final:
-            state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                     "sampler": data.sampler.state_dict(), "rng": ckpt.rng_state(), "skipped": skipped, "log_window": (window.loss_sum, window.units)}
-            ckpt.save_checkpoint(tc.output_dir, step, model, state, valid_loss if validated else None, tc.keep_last)
-        if final or (stop_at_step is not None and step >= stop_at_step):
+            run.valid_loss = _validate_and_log(run)
+        if run.step % tc.save_every == 0 or final:
+            _save(run, validated)
+        if final or (stop_at_step is not None and run.step >= stop_at_step):
             break
     bar.close()
-    logger.close()
-    if skipped:
-        log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", skipped)
-    return TrainResult(Path(tc.output_dir), step, last_loss, valid_loss, skipped)
+    run.logger.close()
+    if run.skipped and run.dist.is_main:
+        log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", run.skipped)
+    return TrainResult(Path(tc.output_dir), run.step, last_loss, run.valid_loss, run.skipped)
+
+
+def _save(run: _Run, validated: bool) -> None:
+    """A checkpoint of the run at its current step (rank 0 writes; every rank's RNG state is in it)."""
+    rngs = run.dist.gather(ckpt.rng_state())
+    if not run.dist.is_main:
+        return
+    state = {"step": run.step, "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+             "scaler": run.scaler.state_dict(), "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs,
+             "skipped": run.skipped, "log_window": (run.window.loss_sum, run.window.units)}
+    ckpt.save_checkpoint(run.cfg.train.output_dir, run.step, run.model, state, run.valid_loss if validated else None,
+                         run.cfg.train.keep_last)
 
 
 def _end_prealignment(optimizer: torch.optim.Optimizer, window: _Window, step: int) -> tuple[float, int]:
@@ -206,12 +263,12 @@ def _log_record(stats: dict[str, float], window: _Window, objective: Objective, 
     return record
 
 
-def _validate_and_log(model: SpeechLLM, loader: DataLoader, objective: Objective, device: torch.device, tc: TrainConfig,
-                      logger: MetricLogger, step: int) -> float:
-    """Validate, log the metrics, return the validation loss."""
-    metrics = validate(model, loader, objective, device, tc.precision)
-    logger.log(metrics, step)
-    log.info("step %d: valid loss %.4f, token accuracy %.3f", step, metrics["valid_loss"], metrics["valid_acc"])
+def _validate_and_log(run: _Run) -> float:
+    """Validate (every rank its share, sums over ranks), log the metrics, return the validation loss."""
+    metrics = validate(run.model, run.valid_loader, run.objective, run.dist, run.cfg.train.precision)
+    run.logger.log(metrics, run.step)
+    if run.dist.is_main:
+        log.info("step %d: valid loss %.4f, token accuracy %.3f", run.step, metrics["valid_loss"], metrics["valid_acc"])
     return metrics["valid_loss"]
 
 
@@ -226,9 +283,12 @@ def _expected_steps(started: float, step: int, tc: TrainConfig, current: int, pa
     return min(tc.max_steps, step + max(int(left / per_step), 1))
 
 
-def _over_budget(started: float, tc: TrainConfig) -> bool:
-    """True once this process has trained for ``train.max_minutes``."""
-    return tc.max_minutes is not None and time.perf_counter() - started >= 60 * tc.max_minutes
+def _over_budget(started: float, tc: TrainConfig, dist: Dist) -> bool:
+    """True once rank 0 has trained for ``train.max_minutes`` (every rank stops at the same step)."""
+    if tc.max_minutes is None:
+        return False
+    over = float(dist.is_main and time.perf_counter() - started >= 60 * tc.max_minutes)
+    return dist.sum([over])[0] > 0
 
 
 def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
@@ -237,40 +297,52 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
     return final or bool(tc.valid_every and step % tc.valid_every == 0 and step > tc.prealign_steps)
 
 
-def _resume(latest: ckpt.CheckpointInfo, model: SpeechLLM, optimizer: torch.optim.Optimizer, scheduler, scaler,
-            sampler: BucketBatchSampler) -> tuple[int, int, tuple[float, int]]:
-    """Load weights, optimizer, schedule, scaler, sampler position and RNG; returns (step, skipped, log window)."""
-    ckpt.load_weights(model, latest.path)
+def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, int, tuple[float, int]]:
+    """Load weights, optimizer, schedule, scaler, sampler position and this rank's RNG; returns
+    (step, skipped, log window)."""
+    ckpt.load_weights(run.model, latest.path)
     state = ckpt.load_state(latest.path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    sampler.load_state_dict(state["sampler"])
-    ckpt.set_rng_state(state["rng"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.data.sampler.load_state_dict(state["sampler"])
+    rngs = state.get("rng_per_rank", [state["rng"]])
+    if len(rngs) != run.dist.world:
+        log.warning("the checkpoint holds the RNG states of %d processes, this job has %d: rank %d takes %s",
+                    len(rngs), run.dist.world, run.dist.rank, "rank 0's" if run.dist.rank >= len(rngs) else "its own")
+    ckpt.set_rng_state(rngs[run.dist.rank] if run.dist.rank < len(rngs) else rngs[0])
     return int(state["step"]), int(state.get("skipped", 0)), tuple(state.get("log_window", (0.0, 0)))
 
 
-def _next_window(stream: Iterator[Batch], n: int) -> tuple[list[Batch], int]:
-    """``n`` non-empty micro-batches (batches whose samples all failed are skipped and counted)."""
+def _next_window(stream: Iterator[Batch], n: int, keep_empty: bool = False) -> tuple[list[Batch], int]:
+    """``n`` micro-batches and the count of samples that failed to load. Alone, batches whose samples
+    all failed are skipped; with several processes they are kept (every rank must take part in
+    every micro-batch's gradient synchronisation)."""
     window, skipped = [], 0
     while len(window) < n:
         batch = next(stream)
         skipped += batch.skipped
-        if batch.keys:
+        if batch.keys or keep_empty:
             window.append(batch)
     return window, skipped
 
 
-def _optimizer_step(model: SpeechLLM, window: list[Batch], objective: Objective, optimizer, scheduler, scaler, tc: TrainConfig,
-                    device: torch.device) -> dict[str, float]:
-    """Forward/backward over the window, clip, step. Returns the step's metrics."""
-    total_units = max(sum(objective.units(b) for b in window), 1)
+def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dict[str, float]:
+    """Forward/backward over the window, clip, step. Returns the step's metrics (summed over ranks).
+
+    Each micro-batch's summed loss is divided by the units of the whole window on every rank; DDP
+    averages gradients over ranks, so the loss is also multiplied by the world size: the update is
+    the one a single process computes on the union of the ranks' batches.
+    """
+    tc, dist, scaler, optimizer = run.cfg.train, run.dist, run.scaler, run.optimizer
+    total_units = max(int(dist.sum([sum(objective.units(b) for b in window)])[0]), 1)
     loss_sum, aux_sum, tokens, correct = 0.0, 0.0, 0, 0
-    for batch in window:
-        with autocast(tc.precision, device):
-            out = objective(model, batch.to(device))
-        total = out.loss_sum if out.aux_sum is None else out.loss_sum + out.aux_sum
-        scaler.scale(total / total_units).backward()
+    for i, batch in enumerate(window):
+        with dist.sync_context(run.engine, sync=i == len(window) - 1):  # DDP: all-reduce on the last micro-batch only
+            with autocast(tc.precision, dist.device):
+                out = objective(run.engine, batch.to(dist.device))
+            total = out.loss_sum if out.aux_sum is None else out.loss_sum + out.aux_sum
+            scaler.scale(total / total_units * dist.world).backward()
         loss_sum += float(out.loss_sum.detach())
         aux_sum += 0.0 if out.aux_sum is None else float(out.aux_sum.detach())
         tokens += out.num_tokens
@@ -281,11 +353,14 @@ def _optimizer_step(model: SpeechLLM, window: list[Batch], objective: Objective,
     lr = optimizer.param_groups[0]["lr"]
     scaler.step(optimizer)
     scaler.update()
-    scheduler.step()
+    run.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    audio_seconds = sum(float(b.audio_lengths.sum()) for b in window) / model.encoder.sample_rate
+    audio_samples = sum(float(b.audio_lengths.sum()) for b in window)
+    target_tokens = sum(b.num_target_tokens for b in window)
+    loss_sum, aux_sum, tokens, correct, audio_samples, target_tokens = dist.sum(
+        [loss_sum, aux_sum, tokens, correct, audio_samples, target_tokens])
     stats = {"loss": loss_sum / total_units, "acc": correct / max(tokens, 1), "lr": lr, "grad_norm": float(grad_norm),
-             "tokens": sum(b.num_target_tokens for b in window), "audio_seconds": audio_seconds, objective.unit: total_units}
+             "tokens": int(target_tokens), "audio_seconds": audio_samples / run.model.encoder.sample_rate, objective.unit: total_units}
     if isinstance(objective, LanguageModelObjective) and objective.ctc_weight > 0:
         stats["ctc_loss"] = aux_sum / total_units  # weighted, per target token
     return stats

@@ -157,6 +157,8 @@ class LanguageModelObjective(Objective):
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         """Summed cross-entropy over ``batch``'s target tokens, plus the weighted CTC term in training."""
         out = model(batch)
+        if out.anchor is not None:  # an empty share of a global batch
+            return LossOutput(out.anchor, 0)
         logits = out.logits.float()  # [n_targets, vocab]
         loss_sum = nn.functional.cross_entropy(logits, out.targets, reduction="sum")
         correct = int((logits.argmax(-1) == out.targets).sum())
@@ -184,6 +186,8 @@ class PrealignObjective(Objective):
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         """Summed per-clip mean distances of ``batch`` (no LLM pass)."""
         out = model(batch, with_llm=False)
+        if out.anchor is not None:  # an empty share of a global batch
+            return LossOutput(out.anchor, 0)
         total, clips = uniform_alignment_loss(out.audio_embeds, out.audio_lengths, self.embedding(), batch.labels, self.blank_id)
         return LossOutput(total, clips)
 
