@@ -133,3 +133,16 @@ def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_
     assert all(b[s] == pytest.approx(a[s], rel=1e-6) for s in range(killed_at.step + 1, steps + 1))
     for key, value in _weights(whole).items():
         torch.testing.assert_close(_weights(cut)[key], value, rtol=1e-6, atol=1e-6)
+
+
+def test_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_corpus, reference) -> None:
+    args = ["decode", str(reference), "--manifest", str(tone_corpus["train"]), "decode.batch_size=3"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    subprocess.run([sys.executable, "-m", "slamkit", *args, "--out", str(one)], cwd=REPO, env=ENV, check=True, capture_output=True,
+                   timeout=TIMEOUT)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "slamkit", *args,
+                    "--out", str(two)], cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    lines = one.read_text().splitlines()
+    assert len(lines) == 24 and [json.loads(x)["key"] for x in lines] == [json.loads(x)["key"] for x in
+                                                                          Path(tone_corpus["train"]).read_text().splitlines()]
+    assert two.read_text() == one.read_text(), "2 ranks must write the same file, in manifest order"

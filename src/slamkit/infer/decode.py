@@ -22,8 +22,8 @@ from slamkit.data.tasks import record_task
 from slamkit.infer.rerank import build_reranker, rerank_batch
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
-from slamkit.train.data import build_loader
-from slamkit.train.distributed import resolve_device
+from slamkit.train.data import Loader, build_loader
+from slamkit.train.distributed import Dist, resolve_device, setup, teardown
 
 log = logging.getLogger("slamkit")
 
@@ -42,17 +42,36 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, device: st
     return cfg, model
 
 
-def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: str | Path) -> int:
-    """Decode every record of ``manifest`` into ``out``; returns the number of lines written."""
-    data = build_loader(cfg, model, manifest, "decode")
-    records, loader = data.records, data.dataloader()
+def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: str | Path, dist: Dist | None = None) -> int:
+    """Decode every record of ``manifest`` into ``out``; returns the number of lines written.
+
+    With several processes (``dist``), each decodes its share of every batch and rank 0 writes the
+    one output file, in manifest order: the same file one process writes.
+    """
+    dist = dist or Dist(0, 1, 0, next(model.parameters()).device, "single")
+    data = build_loader(cfg, model, manifest, "decode", rank=dist.rank, world=dist.world)
+    hyps, extra = _decode_share(cfg, model, data, dist.is_main)
+    parts = dist.gather((hyps, extra))
+    if dist.is_main:
+        for part_hyps, part_extra in parts[1:]:
+            hyps.update(part_hyps)
+            extra.update(part_extra)
+        _write_hypotheses(data.records, hyps, Path(out), cfg.data.task, extra)
+        _report(model, len(data.records) - len(hyps), len(data.records))
+    dist.barrier()
+    return len(data.records)
+
+
+def _decode_share(cfg: Config, model: SpeechLLM, data: Loader, show: bool) -> tuple[dict[str, str], dict[str, dict]]:
+    """Hypotheses (and re-ranking candidates) of this process's share of the loader's batches."""
     device = next(model.parameters()).device
     reranker = build_reranker(cfg.decode, device)  # before decoding: a bad rerank_model fails at once
-    by_key = {rec.key: rec for rec in records}
+    by_key = {rec.key: rec for rec in data.records}
     hyps: dict[str, str] = {}
     extra: dict[str, dict] = {}
-    with tqdm(total=len(records), desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0) as bar:
-        for batch in loader:
+    share = sum(len(batch) for batch in data.sampler)
+    with tqdm(total=share, desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0, disable=not show) as bar:
+        for batch in data.dataloader():
             if batch.keys and reranker is not None:
                 for key, result in rerank_batch(model, batch.to(device), by_key, reranker, cfg.decode).items():
                     hyps[key], extra[key] = result.hyp, {"candidates": result.candidates}
@@ -60,14 +79,16 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
                 texts = model.generate(batch.to(device), cfg.decode)
                 hyps.update(zip(batch.keys, texts))
             bar.update(len(batch.keys) + batch.skipped)
-    _write_hypotheses(records, hyps, Path(out), cfg.data.task, extra)
+    return hyps, extra
+
+
+def _report(model: SpeechLLM, failed: int, total: int) -> None:
+    """Log the feature cache's counters and the clips that could not be loaded."""
     stats = model.cache_stats()
     if stats:
         log.info("encoder feature cache: %d hits, %d misses (%d corrupt files rewritten)", stats["cache_hits"], stats["cache_misses"], stats["cache_corrupt"])
-    failed = len(records) - len(hyps)
     if failed:
-        log.warning("%d of %d clips could not be loaded; their lines carry an \"error\" field and an empty hypothesis", failed, len(records))
-    return len(records)
+        log.warning("%d of %d clips could not be loaded; their lines carry an \"error\" field and an empty hypothesis", failed, total)
 
 
 def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: str, extra: dict[str, dict] | None = None) -> None:
@@ -86,6 +107,11 @@ def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: 
 
 @torch.no_grad()
 def decode(run_dir: str | Path, manifest: str | Path, out: str | Path, overrides: list[str] | None = None) -> int:
-    """Load a run and decode a manifest (the ``slamkit decode`` command)."""
-    cfg, model = load_run(run_dir, overrides)
-    return decode_manifest(cfg, model, manifest, out)
+    """Load a run and decode a manifest (the ``slamkit decode`` command); under torchrun the
+    processes share the work and rank 0 writes ``out``."""
+    dist = setup("auto")
+    try:
+        cfg, model = load_run(run_dir, overrides, device=str(dist.device) if dist.distributed else None)
+        return decode_manifest(cfg, model, manifest, out, dist)
+    finally:
+        teardown()

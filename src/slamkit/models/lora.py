@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from torch import nn
 
 from slamkit.config import LoraConfig
@@ -88,3 +89,20 @@ def load_trainable_state_dict(module: nn.Module, state: dict, source: str) -> No
         if params[name].shape != value.shape:
             raise ValueError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
         params[name].data.copy_(value)
+
+
+def keep_trainable_fp32(module: nn.Module) -> int:
+    """Cast every trainable floating-point parameter of ``module`` to float32; returns how many were cast.
+
+    A base loaded in bf16/fp16 hands its dtype to the LoRA weights peft injects and to layers made
+    trainable; AdamW would then update bf16 weights with no fp32 master copy, and the fp16
+    GradScaler refuses fp16 gradients. Trainable weights (and so their gradients and optimizer
+    state) stay float32; the frozen base keeps its dtype, and autocast (or peft's own casting)
+    runs the mixed forward.
+    """
+    cast = 0
+    for p in module.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
+            cast += 1
+    return cast

@@ -23,7 +23,7 @@ from slamkit.batch import IGNORE_INDEX, Batch
 from slamkit.models.encoders.base import AudioEncoder, build_encoder, frame_mask, unfreeze_encoder_parts
 from slamkit.models.lengths import AudioTokenCounter
 from slamkit.models.llm import PromptBuilder, load_llm
-from slamkit.models.lora import apply_trainability, count_parameters
+from slamkit.models.lora import apply_trainability, count_parameters, keep_trainable_fp32
 from slamkit.models.projectors import Projector, build_projector
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,8 @@ def build_model(cfg: Config) -> SpeechLLM:
     unfreeze_encoder_parts(encoder, m.encoder.unfreeze_top)
     projector = apply_trainability(projector, m.projector.trainable, m.lora, m.lora.target_modules)
     llm = apply_trainability(llm, m.llm.trainable, m.lora, m.lora.target_modules)
+    for part in (encoder, projector, llm):
+        keep_trainable_fp32(part)
     model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
     if m.encoder.cache_dir:
         model.attach_feature_cache(m.encoder)

@@ -99,6 +99,7 @@ def load_llm(cfg: LLMConfig) -> tuple[nn.Module, PreTrainedTokenizerBase]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.init_seed)
             model, tok = LLM_PRESETS.get(cfg.preset)(cfg)
+        model = model.to(_DTYPES[cfg.dtype])  # presets honour model.llm.dtype as checkpoints do
     else:
         model, tok = _load_pretrained(dataclasses.replace(cfg, path=resolve_path(cfg.path)))
     if tok.pad_token_id is None:
