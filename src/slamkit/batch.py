@@ -6,7 +6,7 @@ and the training objectives read them. Both import this module and neither impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -34,6 +34,11 @@ class Batch:
         for name in ("audio", "audio_lengths", "input_ids", "attention_mask", "labels"):
             setattr(self, name, getattr(self, name).to(device))
         return self
+
+    def without_targets(self) -> "Batch":
+        """A copy whose labels are all ``IGNORE_INDEX``: the same forward pass, no loss and no units
+        (what a process runs under FSDP when its share of a global batch is empty)."""
+        return replace(self, labels=torch.full_like(self.labels, IGNORE_INDEX), keys=[], targets=[], extras=[], cache_keys=[])
 
     @property
     def num_target_tokens(self) -> int:

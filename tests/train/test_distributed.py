@@ -86,6 +86,17 @@ def test_two_ranks_equal_one_process_with_the_combined_batch(tmp_path, tone_corp
     assert valid_two == pytest.approx(valid_one, rel=1e-5), "validation is summed over both ranks' shares"
 
 
+def test_fsdp_two_ranks_equal_one_process_and_the_checkpoint_decodes_alone(tmp_path, tone_corpus, reference) -> None:
+    out = tmp_path / "fsdp"
+    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp"), cwd=REPO, env=ENV, check=True,
+                   capture_output=True, timeout=TIMEOUT)
+    _assert_same_training(reference, out)
+    hyp = tmp_path / "hyp.jsonl"
+    subprocess.run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)],
+                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    assert len(hyp.read_text().splitlines()) == 6, "a checkpoint written by 2 sharded ranks loads in one process"
+
+
 def test_nproc_flag_starts_the_same_launcher(tmp_path, tone_corpus, reference) -> None:
     out = tmp_path / "nproc"
     cmd = [sys.executable, "-m", "slamkit", "train", "recipes/tiny_asr.yaml", *_data(tone_corpus), *COMMON, f"train.output_dir={out}",
@@ -111,10 +122,11 @@ def test_two_nodes_through_the_c10d_rendezvous(tmp_path, tone_corpus, reference)
     _assert_same_training(reference, out)
 
 
-def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_corpus) -> None:
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_corpus, strategy: str) -> None:
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     steps = 80
-    args = ("data.batch_size=2", f"train.max_steps={steps}")
+    args = ("data.batch_size=2", f"train.max_steps={steps}", f"train.strategy={strategy}")
     subprocess.run(_torchrun(whole, tone_corpus, *args), cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
     proc = subprocess.Popen(_torchrun(cut, tone_corpus, *args), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + TIMEOUT

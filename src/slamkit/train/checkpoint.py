@@ -77,15 +77,18 @@ def _best_step(root: Path) -> int | None:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, state: dict[str, Any],
-                    valid_loss: float | None, keep_last: int) -> Path:
-    """Write a checkpoint atomically, update best.json, prune old ones. Returns its path."""
+                    valid_loss: float | None, keep_last: int, weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a checkpoint atomically, update best.json, prune old ones. Returns its path.
+
+    ``weights`` (full trainable tensors, e.g. gathered from shards) replaces reading them from ``model``.
+    """
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
     tmp = root / f".tmp_step_{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {k: v.contiguous().cpu() for k, v in trainable_state_dict(model).items()}
+    weights = {k: v.contiguous().cpu() for k, v in (trainable_state_dict(model) if weights is None else weights).items()}
     save_file(weights, str(tmp / "model.safetensors"))
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({"step": step, "valid_loss": valid_loss}))
@@ -157,6 +160,11 @@ def load_weights(model: torch.nn.Module, ckpt_dir: str | Path) -> None:
     """Load a checkpoint's trainable weights into ``model``."""
     path = Path(ckpt_dir) / "model.safetensors"
     load_trainable_state_dict(model, load_file(str(path)), str(path))
+
+
+def read_weights(ckpt_dir: str | Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's trainable weights, by name (CPU tensors)."""
+    return load_file(str(Path(ckpt_dir) / "model.safetensors"))
 
 
 def load_state(ckpt_dir: str | Path) -> dict[str, Any]:

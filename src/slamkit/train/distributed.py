@@ -5,9 +5,17 @@ context and a gradient scaler, and lets it wrap the model; it never branches on 
 launcher flags itself.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`setup` joins the process group (nccl on CUDA, gloo
-on CPU) and ``train.strategy`` picks how the model is wrapped: ``ddp`` (the default there)
-replicates it and all-reduces the gradients of the trainable parameters only, once per optimizer
-step (:meth:`Dist.sync_context` turns synchronisation off for the other micro-batches).
+on CPU) and ``train.strategy`` picks how the model is wrapped:
+
+- ``ddp`` (the default there) replicates it and all-reduces the gradients of the trainable
+  parameters only, once per optimizer step (:meth:`Dist.sync_context` turns synchronisation off
+  for the other micro-batches);
+- ``fsdp`` shards it with FSDP2 (``fully_shard``): every encoder transformer layer and every LLM
+  decoder layer is a unit, then the rest; frozen weights are sharded too, so a base that does not
+  fit one device fits N. Gradients are reduced in float32 (compute in the autocast precision).
+  Weights and optimizer state are gathered to full tensors for checkpoints
+  (:meth:`Dist.trainable_state`, :meth:`Dist.optimizer_state`), so a checkpoint written by N
+  processes loads in one.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-STRATEGIES = ("auto", "single", "ddp")
+STRATEGIES = ("auto", "single", "ddp", "fsdp")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -78,19 +86,64 @@ class Dist:
         """True when several processes train together."""
         return self.world > 1
 
-    def wrap(self, model: nn.Module, find_unused: bool = False) -> nn.Module:
-        """The module the loop calls: ``model`` itself, or a DDP replica that all-reduces the
-        gradients of its trainable parameters (frozen ones are not synchronised)."""
+    @property
+    def sharded(self) -> bool:
+        """True under FSDP: every rank must run every forward (the weights are gathered on the fly)."""
+        return self.strategy == "fsdp"
+
+    def wrap(self, model: nn.Module, find_unused: bool = False, precision: str = "fp32") -> nn.Module:
+        """The module the loop calls: ``model`` itself, a DDP replica that all-reduces the gradients
+        of its trainable parameters (frozen ones are not synchronised), or ``model`` sharded in place (FSDP)."""
         if self.strategy == "single":
             return model
+        if self.strategy == "fsdp":
+            return _fully_shard(model, self.device, self.world, precision)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused)
 
     def sync_context(self, model: nn.Module, sync: bool) -> ContextManager:
         """Gradient synchronisation on (``sync``) or off for this micro-batch's forward and backward."""
-        if sync or not isinstance(model, nn.parallel.DistributedDataParallel):
+        if sync:
             return contextlib.nullcontext()
-        return model.no_sync()
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            return model.no_sync()
+        if self.sharded:
+            return _no_gradient_sync(model)
+        return contextlib.nullcontext()
+
+    def trainable_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Full (gathered) trainable weights on the CPU, by name; every rank must call it under FSDP."""
+        if not self.sharded:
+            return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+        state = get_model_state_dict(model, options=options)
+        return {k: v.contiguous() for k, v in state.items()}
+
+    def load_trainable(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        """Load full trainable weights into a sharded model (every rank reads the same file)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+
+    def optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer's state for a checkpoint (gathered by parameter name under FSDP; collective)."""
+        if not self.sharded:
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Restore :meth:`optimizer_state` output (either layout: by index, or by parameter name)."""
+        by_name = any(isinstance(k, str) for k in state.get("state", {}))
+        if not by_name and not self.sharded:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum of ``values`` over every rank (float64; the values themselves when alone)."""
@@ -118,6 +171,49 @@ class Dist:
         return self.device if torch_dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+def _decoder_layers(llm: nn.Module) -> list[nn.Module]:
+    """The LLM's decoder layers: the ModuleList as long as its config's ``num_hidden_layers``."""
+    count = getattr(getattr(llm, "config", None), "num_hidden_layers", None)
+    for module in llm.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return list(module)
+    return []
+
+
+def _shard_units(model: nn.Module) -> list[nn.Module]:
+    """FSDP units, bottom up: each encoder transformer layer, each LLM decoder layer."""
+    units: list[nn.Module] = []
+    try:
+        units.extend(model.encoder.transformer_layers())
+    except NotImplementedError:
+        log.warning("%s exposes no transformer layers: it is sharded as one unit with the root", type(model.encoder).__name__)
+    units.extend(_decoder_layers(model.llm))
+    return units
+
+
+def _fully_shard(model: nn.Module, device: torch.device, world: int, precision: str) -> nn.Module:
+    """FSDP2 in place: one unit per layer, then the root; reduce in float32, compute in ``precision``."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (world,))
+    policy = MixedPrecisionPolicy(param_dtype=_AUTOCAST_DTYPES.get(precision), reduce_dtype=torch.float32)
+    for unit in _shard_units(model):
+        fully_shard(unit, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
+@contextlib.contextmanager
+def _no_gradient_sync(model: nn.Module):
+    """FSDP2's ``no_sync``: gradients accumulate unreduced until the window's last micro-batch."""
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
 def setup(strategy: str = "auto", device: str = "auto") -> Dist:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1) and pick the strategy.
 
@@ -140,10 +236,11 @@ def setup(strategy: str = "auto", device: str = "auto") -> Dist:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         torch_dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
         log.info("rank %d of %d joined the %s process group on %s", rank, world, backend, dev)
-    return Dist(rank, world, local_rank, dev, "ddp")
+    return Dist(rank, world, local_rank, dev, "fsdp" if strategy == "fsdp" else "ddp")
 
 
 def teardown() -> None:
-    """Leave the process group (at the end of a run)."""
+    """Leave the process group (at the end of a run), once every rank got there."""
     if torch_dist.is_initialized():
+        torch_dist.barrier()
         torch_dist.destroy_process_group()

@@ -65,14 +65,20 @@ class _Window:
 
 
 @torch.no_grad()
-def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: Dist, precision: str) -> dict[str, float]:
-    """Mean token loss and token accuracy over a validation loader (summed over ranks)."""
+def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: Dist, precision: str,
+             template: Batch | None = None) -> dict[str, float]:
+    """Mean token loss and token accuracy over a validation loader (summed over ranks).
+
+    Under FSDP every rank runs every forward: an empty share runs ``template`` (no targets).
+    """
     was_training = model.training
     model.eval()
     loss_sum, tokens, correct = 0.0, 0, 0
     for batch in loader:
         if not batch.keys:
-            continue
+            if not dist.sharded or template is None:
+                continue
+            batch = template
         with autocast(precision, dist.device):
             out = objective(model, batch.to(dist.device))
         loss_sum += float(out.loss_sum)
@@ -146,6 +152,7 @@ class _Run:
     skipped: int = 0
     valid_loss: float | None = None
     window: _Window = field(default_factory=_Window)
+    template: Batch | None = None  # under FSDP: what a rank with an empty share runs (no targets)
 
     def objective_at(self, step: int) -> Objective:
         """Pre-alignment for the first ``train.prealign_steps`` steps, then the LM objective."""
@@ -164,8 +171,9 @@ def _setup(cfg: Config) -> _Run:
     prealign, objective = build_objectives(tc, lambda: model.embedding_table, model.pad_token_id)
     data = build_loader(cfg, model, cfg.data.train, "train", seed=tc.seed, rank=dist.rank, world=dist.world)
     valid = build_loader(cfg, model, cfg.data.valid, "valid", rank=dist.rank, world=dist.world).dataloader() if cfg.data.valid else None
-    optimizer = build_optimizer(model, tc)
-    run = _Run(cfg, dist, model, dist.wrap(model, find_unused=tc.prealign_steps > 0), prealign, objective, data, valid,
+    engine = dist.wrap(model, find_unused=tc.prealign_steps > 0, precision=tc.precision)
+    optimizer = build_optimizer(model, tc)  # after wrapping: FSDP replaces the parameters with shards
+    run = _Run(cfg, dist, model, engine, prealign, objective, data, valid,
                optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skipped=data.skipped)
     if latest is not None:
         run.step, run.skipped, (run.window.loss_sum, run.window.units) = _resume(latest, run)
@@ -222,13 +230,15 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
 def _save(run: _Run, validated: bool) -> None:
     """A checkpoint of the run at its current step (rank 0 writes; every rank's RNG state is in it)."""
     rngs = run.dist.gather(ckpt.rng_state())
+    weights = run.dist.trainable_state(run.model)  # gathered to full tensors under FSDP (every rank takes part)
+    optimizer_state = run.dist.optimizer_state(run.model, run.optimizer)
     if not run.dist.is_main:
         return
-    state = {"step": run.step, "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+    state = {"step": run.step, "optimizer": optimizer_state, "scheduler": run.scheduler.state_dict(),
              "scaler": run.scaler.state_dict(), "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs,
              "skipped": run.skipped, "log_window": (run.window.loss_sum, run.window.units)}
     ckpt.save_checkpoint(run.cfg.train.output_dir, run.step, run.model, state, run.valid_loss if validated else None,
-                         run.cfg.train.keep_last)
+                         run.cfg.train.keep_last, weights=weights)
 
 
 def _end_prealignment(optimizer: torch.optim.Optimizer, window: _Window, step: int) -> tuple[float, int]:
@@ -265,7 +275,7 @@ def _log_record(stats: dict[str, float], window: _Window, objective: Objective, 
 
 def _validate_and_log(run: _Run) -> float:
     """Validate (every rank its share, sums over ranks), log the metrics, return the validation loss."""
-    metrics = validate(run.model, run.valid_loader, run.objective, run.dist, run.cfg.train.precision)
+    metrics = validate(run.model, run.valid_loader, run.objective, run.dist, run.cfg.train.precision, run.template)
     run.logger.log(metrics, run.step)
     if run.dist.is_main:
         log.info("step %d: valid loss %.4f, token accuracy %.3f", run.step, metrics["valid_loss"], metrics["valid_acc"])
@@ -300,9 +310,12 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
 def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, int, tuple[float, int]]:
     """Load weights, optimizer, schedule, scaler, sampler position and this rank's RNG; returns
     (step, skipped, log window)."""
-    ckpt.load_weights(run.model, latest.path)
+    if run.dist.sharded:
+        run.dist.load_trainable(run.model, ckpt.read_weights(latest.path))
+    else:
+        ckpt.load_weights(run.model, latest.path)
     state = ckpt.load_state(latest.path)
-    run.optimizer.load_state_dict(state["optimizer"])
+    run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     run.data.sampler.load_state_dict(state["sampler"])
@@ -327,6 +340,20 @@ def _next_window(stream: Iterator[Batch], n: int, keep_empty: bool = False) -> t
     return window, skipped
 
 
+def _runnable(run: _Run, batch: Batch) -> Batch:
+    """``batch`` itself, except under FSDP for an empty share: every rank must run every forward
+    (sharded weights are gathered collectively), so it runs an earlier batch without targets."""
+    if not run.dist.sharded:
+        return batch
+    if batch.keys:
+        run.template = batch.without_targets()
+        return batch
+    if run.template is None:
+        raise RuntimeError(f"rank {run.dist.rank} has nothing to train on in the first batch: the training set holds fewer "
+                           f"usable items than the {run.dist.world} processes share")
+    return run.template
+
+
 def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dict[str, float]:
     """Forward/backward over the window, clip, step. Returns the step's metrics (summed over ranks).
 
@@ -338,7 +365,8 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
     total_units = max(int(dist.sum([sum(objective.units(b) for b in window)])[0]), 1)
     loss_sum, aux_sum, tokens, correct = 0.0, 0.0, 0, 0
     for i, batch in enumerate(window):
-        with dist.sync_context(run.engine, sync=i == len(window) - 1):  # DDP: all-reduce on the last micro-batch only
+        batch = _runnable(run, batch)
+        with dist.sync_context(run.engine, sync=i == len(window) - 1):  # gradients reduced on the last micro-batch only
             with autocast(tc.precision, dist.device):
                 out = objective(run.engine, batch.to(dist.device))
             total = out.loss_sum if out.aux_sum is None else out.loss_sum + out.aux_sum
@@ -350,6 +378,7 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
     scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.clip_grad if tc.clip_grad > 0 else float("inf"))
+    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # a DTensor under FSDP
     lr = optimizer.param_groups[0]["lr"]
     scaler.step(optimizer)
     scaler.update()
