@@ -160,6 +160,7 @@ class TrainConfig:
     clip_grad: float = _f(1.0, "Gradient-norm clipping; 0 disables.")
     precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "Autocast precision (fp16 uses a loss scaler).")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps.")
+    activation_checkpointing: bool = _f(False, "Recompute each LLM decoder layer's activations (and each encoder layer's, when the encoder trains) in the backward pass instead of storing them: less memory for about a third more compute; losses unchanged.")
     strategy: Literal["auto", "single", "ddp", "fsdp"] = _f("auto", "How several processes train together under torchrun: ddp (a replica per process, gradients of the trainable parameters all-reduced once per optimizer step); fsdp (FSDP2: every encoder and LLM decoder layer sharded across the processes, frozen weights included, gradients reduced in fp32: for a base too large for one device); single (one process only); auto = ddp when WORLD_SIZE > 1, else single. N processes with data.batch_size=b make the same updates as one with data.batch_size=N*b.")
     seed: int = _f(42, "Seed for shuffling, dropout and everything random in training.")
     log_every: int = _f(10, "Steps between metric log lines.")

@@ -86,9 +86,9 @@ def test_two_ranks_equal_one_process_with_the_combined_batch(tmp_path, tone_corp
     assert valid_two == pytest.approx(valid_one, rel=1e-5), "validation is summed over both ranks' shares"
 
 
-def test_fsdp_two_ranks_equal_one_process_and_the_checkpoint_decodes_alone(tmp_path, tone_corpus, reference) -> None:
+def test_fsdp_with_activation_checkpointing_equals_one_process_and_the_checkpoint_decodes_alone(tmp_path, tone_corpus, reference) -> None:
     out = tmp_path / "fsdp"
-    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp"), cwd=REPO, env=ENV, check=True,
+    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "train.activation_checkpointing=true"), cwd=REPO, env=ENV, check=True,
                    capture_output=True, timeout=TIMEOUT)
     _assert_same_training(reference, out)
     hyp = tmp_path / "hyp.jsonl"

@@ -201,3 +201,14 @@ def _run(model, optimizer, scheduler, scaler, cfg):
 
     dist = Dist(0, 1, 0, torch.device("cpu"), "single")
     return SimpleNamespace(cfg=cfg, dist=dist, model=model, engine=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+
+
+def test_activation_checkpointing_leaves_the_losses_unchanged(tmp_path, tone_corpus):
+    from slamkit.train.log import read_metrics
+
+    common = ("train.max_steps=6", "train.log_every=1", "train.valid_every=0")
+    train(tiny_config(tmp_path / "plain", tone_corpus, *common))
+    train(tiny_config(tmp_path / "ckpt", tone_corpus, *common, "train.activation_checkpointing=true"))
+    plain = [r["step_loss"] for r in read_metrics(tmp_path / "plain") if "step_loss" in r]
+    recomputed = [r["step_loss"] for r in read_metrics(tmp_path / "ckpt") if "step_loss" in r]
+    assert len(plain) == 6 and recomputed == plain

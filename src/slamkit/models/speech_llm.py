@@ -181,8 +181,8 @@ class SpeechLLM(nn.Module):
         """
         body, head = getattr(self.llm, "model", None), self.llm.get_output_embeddings()
         if body is None or head is None or getattr(self.llm.config, "final_logit_softcapping", None):
-            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask).logits[:, :-1][mask]
-        hidden = body(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask]
+        hidden = body(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return head(hidden[:, :-1][mask])
 
     @torch.no_grad()

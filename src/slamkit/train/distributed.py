@@ -191,6 +191,34 @@ def _shard_units(model: nn.Module) -> list[nn.Module]:
     return units
 
 
+def checkpoint_activations(model: nn.Module) -> int:
+    """``train.activation_checkpointing``: every LLM decoder layer, and every encoder transformer
+    layer when the encoder trains, recomputes its activations in the backward pass instead of
+    keeping them (non-reentrant ``torch.utils.checkpoint``, so frozen layers still pass gradients to
+    LoRA and the projector). Parameter names do not change. Returns the number of layers wrapped."""
+    layers = list(_decoder_layers(model.llm))
+    if any(p.requires_grad for p in model.encoder.parameters()):
+        try:
+            layers.extend(model.encoder.transformer_layers())
+        except NotImplementedError:
+            log.warning("%s exposes no transformer layers: its activations are kept", type(model.encoder).__name__)
+    for layer in layers:
+        layer.forward = _recomputed(layer, layer.forward)
+    return len(layers)
+
+
+def _recomputed(layer: nn.Module, forward):
+    """``forward`` run under activation checkpointing while ``layer`` trains with gradients on."""
+    from torch.utils.checkpoint import checkpoint
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not (layer.training and torch.is_grad_enabled()):
+            return forward(*args, **kwargs)
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    return run
+
+
 def _fully_shard(model: nn.Module, device: torch.device, world: int, precision: str) -> nn.Module:
     """FSDP2 in place: one unit per layer, then the root; reduce in float32, compute in ``precision``."""
     from torch.distributed.device_mesh import init_device_mesh

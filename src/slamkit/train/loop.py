@@ -27,7 +27,7 @@ from slamkit.config import Config, TrainConfig, dump_config
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.data import Loader, batch_stream, build_loader
-from slamkit.train.distributed import Dist, autocast, grad_scaler, setup
+from slamkit.train.distributed import Dist, autocast, checkpoint_activations, grad_scaler, setup
 from slamkit.train.log import MetricLogger
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
 from slamkit.train.optim import build_optimizer, build_scheduler
@@ -171,6 +171,8 @@ def _setup(cfg: Config) -> _Run:
     prealign, objective = build_objectives(tc, lambda: model.embedding_table, model.pad_token_id)
     data = build_loader(cfg, model, cfg.data.train, "train", seed=tc.seed, rank=dist.rank, world=dist.world)
     valid = build_loader(cfg, model, cfg.data.valid, "valid", rank=dist.rank, world=dist.world).dataloader() if cfg.data.valid else None
+    if tc.activation_checkpointing:
+        log.info("activation checkpointing: %d layers recompute their activations", checkpoint_activations(model))
     engine = dist.wrap(model, find_unused=tc.prealign_steps > 0, precision=tc.precision)
     optimizer = build_optimizer(model, tc)  # after wrapping: FSDP replaces the parameters with shards
     run = _Run(cfg, dist, model, engine, prealign, objective, data, valid,
