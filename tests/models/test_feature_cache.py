@@ -231,3 +231,32 @@ def test_decode_reads_the_cache_and_logs_counts(tmp_path, tone_corpus, caplog):
     with caplog.at_level(logging.INFO, logger="slamkit"):
         decode(run, tone_corpus["valid"], tmp_path / "hyp.jsonl", ["decode.max_new_tokens=2"])
     assert "encoder feature cache: 6 hits, 0 misses" in caplog.text, "validation at the end of training filled it"
+
+
+def _hammer(root: str, seed: int, rounds: int) -> int:
+    """Write the same 4 keys ``rounds`` times (each key always gets the same features) and read
+    them back; returns how many reads came back wrong (should be 0)."""
+    import torch as _torch
+
+    from slamkit.models.feature_cache import FeatureCache as _Cache
+
+    cache = _Cache(root, "shared", "float32")
+    wanted = {f"{k:02x}" * 32: _torch.arange(12.0 * (k + 1)).reshape(-1, 4) for k in range(4)}
+    bad = 0
+    for i in range(rounds):
+        for key, feats in wanted.items():
+            cache.put(key, feats)
+            got = cache.get(key)
+            bad += got is None or not _torch.equal(got, feats)
+    return bad
+
+
+def test_concurrent_writers_never_leave_a_half_entry(tmp_path) -> None:
+    """Two processes writing and reading the same clips (two ranks encoding the same clip)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        bad = pool.starmap(_hammer, [(str(tmp_path), seed, 150) for seed in range(2)])
+    assert bad == [0, 0]
+    leftovers = [p.name for p in tmp_path.rglob("*.tmp")]
+    assert not leftovers, f"temporary files left behind: {leftovers[:3]}"
