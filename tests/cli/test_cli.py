@@ -14,7 +14,7 @@ from slamkit.cli import build_parser, main
 
 from conftest import REPO
 
-SUBCOMMANDS = ["train", "decode", "score", "normalize", "config", "list", "prepare", "assets", "demo", "bench"]
+SUBCOMMANDS = ["train", "decode", "score", "normalize", "config", "list", "prepare", "assets", "demo", "bench", "memory"]
 
 
 def test_console_script_help():
@@ -212,4 +212,4 @@ def test_every_command_group_registers_subcommands_with_handlers():
             leaves = [p for a in nested for p in a.choices.values()] or [parser]
             assert all(callable(p.get_default("func")) for p in leaves), f"{group.__name__}: {name} lacks a handler"
             names.append(name)
-    assert names == ["train", "decode", "score", "normalize", "config", "prepare", "assets", "demo", "list", "bench"]
+    assert names == ["train", "decode", "score", "normalize", "config", "prepare", "assets", "demo", "list", "bench", "memory"]

@@ -12,13 +12,13 @@ import argparse
 import logging
 import sys
 
-from slamkit.cli import assets, bench, config, decode, demo, listing, prepare, score, train
+from slamkit.cli import assets, bench, config, decode, demo, listing, memory, prepare, score, train
 from slamkit.cli.common import EPILOG_OVERRIDES, CommandGroup, Handler
 
 __all__ = ["COMMAND_GROUPS", "EPILOG_OVERRIDES", "build_parser", "main"]
 
 #: The command groups, in the order ``slamkit --help`` lists their subcommands.
-COMMAND_GROUPS: tuple[CommandGroup, ...] = (train, decode, score, config, prepare, assets, demo, listing, bench)
+COMMAND_GROUPS: tuple[CommandGroup, ...] = (train, decode, score, config, prepare, assets, demo, listing, bench, memory)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -171,7 +171,7 @@ class Dist:
         return self.device if torch_dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def _decoder_layers(llm: nn.Module) -> list[nn.Module]:
+def decoder_layers(llm: nn.Module) -> list[nn.Module]:
     """The LLM's decoder layers: the ModuleList as long as its config's ``num_hidden_layers``."""
     count = getattr(getattr(llm, "config", None), "num_hidden_layers", None)
     for module in llm.modules():
@@ -180,14 +180,14 @@ def _decoder_layers(llm: nn.Module) -> list[nn.Module]:
     return []
 
 
-def _shard_units(model: nn.Module) -> list[nn.Module]:
+def shard_units(model: nn.Module) -> list[nn.Module]:
     """FSDP units, bottom up: each encoder transformer layer, each LLM decoder layer."""
     units: list[nn.Module] = []
     try:
         units.extend(model.encoder.transformer_layers())
     except NotImplementedError:
         log.warning("%s exposes no transformer layers: it is sharded as one unit with the root", type(model.encoder).__name__)
-    units.extend(_decoder_layers(model.llm))
+    units.extend(decoder_layers(model.llm))
     return units
 
 
@@ -196,7 +196,7 @@ def checkpoint_activations(model: nn.Module) -> int:
     layer when the encoder trains, recomputes its activations in the backward pass instead of
     keeping them (non-reentrant ``torch.utils.checkpoint``, so frozen layers still pass gradients to
     LoRA and the projector). Parameter names do not change. Returns the number of layers wrapped."""
-    layers = list(_decoder_layers(model.llm))
+    layers = list(decoder_layers(model.llm))
     if any(p.requires_grad for p in model.encoder.parameters()):
         try:
             layers.extend(model.encoder.transformer_layers())
@@ -226,7 +226,7 @@ def _fully_shard(model: nn.Module, device: torch.device, world: int, precision: 
 
     mesh = init_device_mesh(device.type, (world,))
     policy = MixedPrecisionPolicy(param_dtype=_AUTOCAST_DTYPES.get(precision), reduce_dtype=torch.float32)
-    for unit in _shard_units(model):
+    for unit in shard_units(model):
         fully_shard(unit, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     return model
