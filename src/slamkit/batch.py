@@ -30,9 +30,15 @@ class Batch:
     cache_keys: list[str | None] = field(default_factory=list)  # [b] clip keys for the feature cache (may be empty)
 
     def to(self, device: torch.device | str) -> "Batch":
-        """Move the tensors to ``device`` (returns self)."""
+        """Move the tensors to ``device`` (returns self); asynchronous from pinned memory."""
         for name in ("audio", "audio_lengths", "input_ids", "attention_mask", "labels"):
-            setattr(self, name, getattr(self, name).to(device))
+            setattr(self, name, getattr(self, name).to(device, non_blocking=True))
+        return self
+
+    def pin_memory(self) -> "Batch":
+        """Pin the tensors in page-locked memory (DataLoader ``pin_memory``: faster, asynchronous copies to CUDA)."""
+        for name in ("audio", "audio_lengths", "input_ids", "attention_mask", "labels"):
+            setattr(self, name, getattr(self, name).pin_memory())
         return self
 
     def without_targets(self) -> "Batch":

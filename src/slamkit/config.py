@@ -177,6 +177,7 @@ class DecodeConfig:
     """Generation settings."""
 
     batch_size: int = _f(8, "Utterances per decoding batch.")
+    precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "Autocast precision of decoding (fp16 on CUDA only); greedy output equals fp32's only where the arithmetic allows.")
     beam_size: int = _f(1, "1 is greedy; >1 is beam search.")
     max_new_tokens: int = _f(128, "Maximum generated tokens per utterance.")
     repetition_penalty: float = _f(1.0, "Penalty >1 discourages repeated tokens.")

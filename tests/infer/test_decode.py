@@ -51,3 +51,15 @@ def test_unreadable_clip_keeps_its_line(run_dir, tmp_path):
     decode(run_dir, manifest, out)
     (row,) = _read(out)
     assert row["key"] == "bad" and row["hyp"] == "" and "error" in row
+
+
+def test_decode_precision_bf16_decodes_and_fp16_on_cpu_is_refused(tmp_path, tone_corpus):
+    from slamkit.train.loop import train as _train
+
+    run = tmp_path / "run"
+    _train(tiny_config(run, tone_corpus, "train.max_steps=2", "train.valid_every=0"))
+    out = tmp_path / "bf16.jsonl"
+    assert decode(run, tone_corpus["valid"], out, ["decode.precision=bf16"]) == 6
+    assert len(out.read_text().splitlines()) == 6
+    with pytest.raises(ValueError, match="decode.precision=fp16"):
+        decode(run, tone_corpus["valid"], tmp_path / "fp16.jsonl", ["decode.precision=fp16"])

@@ -30,6 +30,8 @@ def test_recipe_is_valid_and_instantiates(recipe):
         model = build_model(cfg)
     report = parameter_report(model)
     assert report["total"][0] > 0, "something must train"
+    low = [n for n, p in model.named_parameters() if p.requires_grad and p.dtype != torch.float32]
+    assert not low, f"trainable weights must stay fp32 under the recipe's dtypes ({cfg.model.llm.dtype} LLM): {low[:3]}"
     if recipe.stem.startswith("asr_librispeech_"):
         assert report["llm"][1] > 6.7e9, "Vicuna-7B at its real size"
         d_enc = model.encoder.hidden_size

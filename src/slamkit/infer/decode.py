@@ -23,7 +23,7 @@ from slamkit.infer.rerank import build_reranker, rerank_batch
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.data import Loader, build_loader
-from slamkit.train.distributed import Dist, resolve_device, setup, teardown
+from slamkit.train.distributed import Dist, autocast, resolve_device, setup, teardown
 
 log = logging.getLogger("slamkit")
 
@@ -70,14 +70,16 @@ def _decode_share(cfg: Config, model: SpeechLLM, data: Loader, show: bool) -> tu
     hyps: dict[str, str] = {}
     extra: dict[str, dict] = {}
     share = sum(len(batch) for batch in data.sampler)
+    autocast(cfg.decode.precision, device, "decode.precision")  # refuse a bad setting before any work
     with tqdm(total=share, desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0, disable=not show) as bar:
         for batch in data.dataloader():
-            if batch.keys and reranker is not None:
-                for key, result in rerank_batch(model, batch.to(device), by_key, reranker, cfg.decode).items():
-                    hyps[key], extra[key] = result.hyp, {"candidates": result.candidates}
-            elif batch.keys:
-                texts = model.generate(batch.to(device), cfg.decode)
-                hyps.update(zip(batch.keys, texts))
+            with autocast(cfg.decode.precision, device, "decode.precision"):
+                if batch.keys and reranker is not None:
+                    for key, result in rerank_batch(model, batch.to(device), by_key, reranker, cfg.decode).items():
+                        hyps[key], extra[key] = result.hyp, {"candidates": result.candidates}
+                elif batch.keys:
+                    texts = model.generate(batch.to(device), cfg.decode)
+                    hyps.update(zip(batch.keys, texts))
             bar.update(len(batch.keys) + batch.skipped)
     return hyps, extra
 

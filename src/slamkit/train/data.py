@@ -44,18 +44,21 @@ class Loader:
     collator: Collator
     workers: int
     skipped: int  # records dropped before loading (unknown or out-of-range duration)
+    pin_memory: bool = False  # page-locked batches for asynchronous copies to a CUDA device
 
     def dataloader(self) -> DataLoader:
         """A DataLoader over the sampler's current epoch. A private generator keeps its start-up
         from consuming the global RNG, which would shift dropout noise after a resume."""
         return DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collator, num_workers=self.workers,
-                          worker_init_fn=worker_init if self.workers else None, generator=torch.Generator().manual_seed(0))
+                          worker_init_fn=worker_init if self.workers else None, generator=torch.Generator().manual_seed(0),
+                          pin_memory=self.pin_memory)
 
 
 def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0, rank: int = 0,
-                 world: int = 1) -> Loader:
+                 world: int = 1, pin_memory: bool | None = None) -> Loader:
     """The :class:`Loader` of ``manifest`` for ``mode`` (see the module's table); with ``world``
-    processes, this ``rank``'s share of every global batch (:class:`BucketBatchSampler`)."""
+    processes, this ``rank``'s share of every global batch (:class:`BucketBatchSampler`). Batches are
+    pinned when the model is on a CUDA device (``pin_memory`` None) or when asked."""
     records = read_manifest(manifest)
     durations = record_durations(records)
     skipped = 0
@@ -77,7 +80,9 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode
                                      num_replicas=world, rank=rank)
     collator = Collator(model.audio_token_id, int(prompts.tokenizer.pad_token_id), model.token_counter(),
                         "left" if mode == "decode" else "right", with_targets=mode != "decode")
-    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped)
+    if pin_memory is None:
+        pin_memory = next(model.parameters()).device.type == "cuda"
+    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped, pin_memory)
 
 
 def batch_stream(loader: Loader) -> Iterator[Batch]:

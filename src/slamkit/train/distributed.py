@@ -51,13 +51,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(precision: str, device: torch.device) -> ContextManager:
-    """Autocast context for ``precision`` (fp32 = no autocast)."""
+def autocast(precision: str, device: torch.device, key: str = "train.precision") -> ContextManager:
+    """Autocast context for ``precision`` (fp32 = no autocast); ``key`` names the setting in errors."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = _AUTOCAST_DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
-        raise ValueError("train.precision=fp16 is not supported on CPU; use bf16 or fp32")
+        raise ValueError(f"{key}=fp16 is not supported on CPU; use bf16 or fp32")
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -73,7 +73,7 @@ def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: D
     """
     was_training = model.training
     model.eval()
-    loss_sum, tokens, correct = 0.0, 0, 0
+    sums = torch.zeros(3, dtype=torch.float64, device=dist.device)  # loss, tokens, correct: read once at the end
     for batch in loader:
         if not batch.keys:
             if not dist.sharded or template is None:
@@ -81,11 +81,11 @@ def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: D
             batch = template
         with autocast(precision, dist.device):
             out = objective(model, batch.to(dist.device))
-        loss_sum += float(out.loss_sum)
-        tokens += out.num_tokens
-        correct += out.num_correct
+        sums[0] += out.loss_sum.double()
+        sums[1] += out.num_tokens
+        sums[2] += out.num_correct
     model.train(was_training)
-    loss_sum, tokens, correct = dist.sum([loss_sum, tokens, correct])
+    loss_sum, tokens, correct = dist.sum(sums.tolist())
     return {"valid_loss": loss_sum / max(tokens, 1), "valid_acc": correct / max(tokens, 1)}
 
 
@@ -364,8 +364,11 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
     the one a single process computes on the union of the ranks' batches.
     """
     tc, dist, scaler, optimizer = run.cfg.train, run.dist, run.scaler, run.optimizer
+    # Counted on the CPU before the batches move; the device values below are read once, at the end.
+    audio_samples = sum(int(b.audio_lengths.sum()) for b in window)
+    target_tokens = sum(b.num_target_tokens for b in window)
     total_units = max(int(dist.sum([sum(objective.units(b) for b in window)])[0]), 1)
-    loss_sum, aux_sum, tokens, correct = 0.0, 0.0, 0, 0
+    sums = torch.zeros(4, dtype=torch.float64, device=dist.device)  # loss, aux, tokens, correct
     for i, batch in enumerate(window):
         batch = _runnable(run, batch)
         with dist.sync_context(run.engine, sync=i == len(window) - 1):  # gradients reduced on the last micro-batch only
@@ -373,10 +376,11 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
                 out = objective(run.engine, batch.to(dist.device))
             total = out.loss_sum if out.aux_sum is None else out.loss_sum + out.aux_sum
             scaler.scale(total / total_units * dist.world).backward()
-        loss_sum += float(out.loss_sum.detach())
-        aux_sum += 0.0 if out.aux_sum is None else float(out.aux_sum.detach())
-        tokens += out.num_tokens
-        correct += out.num_correct
+        sums[0] += out.loss_sum.detach().double()
+        if out.aux_sum is not None:
+            sums[1] += out.aux_sum.detach().double()
+        sums[2] += out.num_tokens
+        sums[3] += out.num_correct
     scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.clip_grad if tc.clip_grad > 0 else float("inf"))
@@ -386,10 +390,8 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
     scaler.update()
     run.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    audio_samples = sum(float(b.audio_lengths.sum()) for b in window)
-    target_tokens = sum(b.num_target_tokens for b in window)
     loss_sum, aux_sum, tokens, correct, audio_samples, target_tokens = dist.sum(
-        [loss_sum, aux_sum, tokens, correct, audio_samples, target_tokens])
+        [*sums.tolist(), audio_samples, target_tokens])
     stats = {"loss": loss_sum / total_units, "acc": correct / max(tokens, 1), "lr": lr, "grad_norm": float(grad_norm),
              "tokens": int(target_tokens), "audio_seconds": audio_samples / run.model.encoder.sample_rate, objective.unit: total_units}
     if isinstance(objective, LanguageModelObjective) and objective.ctc_weight > 0:

@@ -118,7 +118,7 @@ class LossOutput:
     loss_sum: Tensor  # scalar: sum over units (target tokens, or clips)
     units: int  # units the sum runs over
     num_tokens: int = 0  # target tokens scored (token accuracy)
-    num_correct: int = 0  # of those, predicted right (argmax)
+    num_correct: int | Tensor = 0  # of those, predicted right (argmax; a device tensor: no host sync)
     aux_sum: Tensor | None = None  # weighted auxiliary loss (CTC), summed; None when off
 
 
@@ -161,7 +161,7 @@ class LanguageModelObjective(Objective):
             return LossOutput(out.anchor, 0)
         logits = out.logits.float()  # [n_targets, vocab]
         loss_sum = nn.functional.cross_entropy(logits, out.targets, reduction="sum")
-        correct = int((logits.argmax(-1) == out.targets).sum())
+        correct = (logits.argmax(-1) == out.targets).sum()
         aux = None
         if model.training and self.ctc_weight > 0:
             aux = self.ctc_weight * ctc_alignment_loss(out.audio_embeds, out.audio_lengths, self.embedding(), batch.labels, self.blank_id)
