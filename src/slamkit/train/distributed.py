@@ -253,8 +253,8 @@ def setup(strategy: str = "auto", device: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     dev = resolve_device(device)
-    if world == 1:
-        return Dist(0, 1, 0, dev, "single")
+    if world == 1 and not (strategy in ("ddp", "fsdp") and "MASTER_ADDR" in os.environ):
+        return Dist(0, 1, 0, dev, "single")  # alone (a strategy named under torchrun with one process still wraps)
     if strategy == "single":
         raise ValueError(f"train.strategy=single, but WORLD_SIZE={world}: use ddp (or auto) under torchrun")
     if dev.type == "cuda":
