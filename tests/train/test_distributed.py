@@ -50,7 +50,14 @@ def _losses(run: Path) -> dict[int, float]:
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(ckpt.latest_checkpoint(run).path / "model.safetensors"))
+    """The latest checkpoint's trainable weights (from model.safetensors, or read back from a sharded dcp/)."""
+    path = ckpt.latest_checkpoint(run).path
+    if (path / "model.safetensors").is_file():
+        return load_file(str(path / "model.safetensors"))
+    from slamkit.infer.decode import load_run
+
+    _, model = load_run(run)
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def _assert_same_training(one: Path, two: Path) -> None:
@@ -122,11 +129,13 @@ def test_two_nodes_through_the_c10d_rendezvous(tmp_path, tone_corpus, reference)
     _assert_same_training(reference, out)
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "fsdp-full"])
 def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_corpus, strategy: str) -> None:
+    """fsdp-full: a full fine-tune of the LLM, whose checkpoints are written shard by shard (dcp/)."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     steps = 80
-    args = ("data.batch_size=2", f"train.max_steps={steps}", f"train.strategy={strategy}")
+    args = ("data.batch_size=2", f"train.max_steps={steps}", f"train.strategy={strategy.split('-')[0]}",
+            *(["model.llm.trainable=full"] if strategy == "fsdp-full" else []))
     subprocess.run(_torchrun(whole, tone_corpus, *args), cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
     proc = subprocess.Popen(_torchrun(cut, tone_corpus, *args), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + TIMEOUT
@@ -158,3 +167,25 @@ def test_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_cor
     assert len(lines) == 24 and [json.loads(x)["key"] for x in lines] == [json.loads(x)["key"] for x in
                                                                           Path(tone_corpus["train"]).read_text().splitlines()]
     assert two.read_text() == one.read_text(), "2 ranks must write the same file, in manifest order"
+
+
+def test_a_sharded_full_fine_tune_checkpoint_loads_in_one_process(tmp_path, tone_corpus) -> None:
+    out = tmp_path / "full"
+    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "model.llm.trainable=full"),
+                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    latest = ckpt.latest_checkpoint(out)
+    shards = sorted(p.name for p in (latest.path / ckpt.DCP_DIR).glob("*.distcp"))
+    assert shards == ["__0_0.distcp", "__1_0.distcp"], "each rank writes its own shard"
+    assert not (latest.path / "model.safetensors").exists()
+    hyp = tmp_path / "hyp.jsonl"
+    subprocess.run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)],
+                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    assert len(hyp.read_text().splitlines()) == 6
+    # what one process reads back is what training ended with: the LLM moved away from its random start
+    from slamkit.infer.decode import load_run
+    from slamkit.models.speech_llm import build_model
+
+    cfg, model = load_run(out)
+    fresh = build_model(cfg)
+    moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, dict(fresh.named_parameters())[n])]
+    assert any(n.startswith("llm.") for n in moved) and any(n.startswith("projector.") for n in moved)

@@ -3,6 +3,9 @@
 Layout inside a run directory::
 
     checkpoints/step_00000200/model.safetensors   trainable parameters only
+    checkpoints/step_00000200/dcp/                 instead, for a full fine-tune under FSDP: trainable
+                                                   parameters and optimizer state, one shard file per
+                                                   process (torch.distributed.checkpoint)
     checkpoints/step_00000200/state.pt            optimizer, scheduler, scaler, sampler, RNG, counters
     checkpoints/step_00000200/meta.json           step, validation loss; written last
     checkpoints/best.json                         which step had the best validation loss
@@ -19,6 +22,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from slamkit.models.lora import load_trainable_state_dict, trainable_state_dict
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+DCP_DIR = "dcp"  # sharded weights + optimizer state (torch.distributed.checkpoint), written by every rank
 
 
 @dataclass
@@ -82,14 +87,25 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, stat
 
     ``weights`` (full trainable tensors, e.g. gathered from shards) replaces reading them from ``model``.
     """
-    root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:08d}"
-    tmp = root / f".tmp_step_{step:08d}"
+    tmp = staging_dir(run_dir, step)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp.mkdir(parents=True)
     weights = {k: v.contiguous().cpu() for k, v in (trainable_state_dict(model) if weights is None else weights).items()}
     save_file(weights, str(tmp / "model.safetensors"))
+    return finish_checkpoint(run_dir, step, tmp, state, valid_loss, keep_last)
+
+
+def staging_dir(run_dir: str | Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` is assembled before it is renamed into place."""
+    return Path(run_dir) / "checkpoints" / f".tmp_step_{step:08d}"
+
+
+def finish_checkpoint(run_dir: str | Path, step: int, tmp: Path, state: dict[str, Any], valid_loss: float | None,
+                      keep_last: int) -> Path:
+    """Add ``state.pt`` and ``meta.json`` to the assembled ``tmp`` (weights already there), rename it
+    into place, update best.json, prune old checkpoints. Returns the checkpoint's path."""
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"step_{step:08d}"
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({"step": step, "valid_loss": valid_loss}))
     if final.exists():
@@ -129,8 +145,8 @@ def resolve_checkpoint(run_dir: str | Path, which: str) -> Path:
     """``best`` (falls back to latest when nothing was validated), ``latest`` or a directory."""
     if which not in ("best", "latest"):
         path = Path(which)
-        if not (path / "model.safetensors").is_file():
-            raise FileNotFoundError(f"decode.checkpoint={which}: no model.safetensors in that directory")
+        if not has_weights(path):
+            raise FileNotFoundError(f"decode.checkpoint={which}: no model.safetensors (or dcp/) in that directory")
         return path
     root = Path(run_dir) / "checkpoints"
     best = _best_step(root)
@@ -146,7 +162,7 @@ def resolve_init_checkpoint(spec: str) -> Path:
     """The checkpoint directory ``train.init_from`` names: a checkpoint directory, or a run
     directory (its latest checkpoint)."""
     path = Path(spec).expanduser()
-    if (path / "model.safetensors").is_file():
+    if has_weights(path):
         return path
     if (path / "checkpoints").is_dir():
         latest = latest_checkpoint(path)
@@ -156,8 +172,22 @@ def resolve_init_checkpoint(spec: str) -> Path:
                             "nor a run directory with checkpoints")
 
 
+def has_weights(ckpt_dir: str | Path) -> bool:
+    """Whether ``ckpt_dir`` holds trainable weights (``model.safetensors``, or a sharded ``dcp/``)."""
+    return (Path(ckpt_dir) / "model.safetensors").is_file() or (Path(ckpt_dir) / DCP_DIR).is_dir()
+
+
 def load_weights(model: torch.nn.Module, ckpt_dir: str | Path) -> None:
-    """Load a checkpoint's trainable weights into ``model``."""
+    """Load a checkpoint's trainable weights into ``model`` (one process; a sharded ``dcp/`` checkpoint
+    written by any number of processes is read into it too)."""
+    if (Path(ckpt_dir) / DCP_DIR).is_dir():
+        import torch.distributed.checkpoint as dcp
+
+        views = {n: p.data for n, p in model.named_parameters() if p.requires_grad}
+        with warnings.catch_warnings():  # reading in one process is the point here, not a mistake
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load({"model": views}, checkpoint_id=str(Path(ckpt_dir) / DCP_DIR))
+        return
     path = Path(ckpt_dir) / "model.safetensors"
     load_trainable_state_dict(model, load_file(str(path)), str(path))
 

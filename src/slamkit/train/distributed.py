@@ -25,6 +25,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ContextManager
 
 import torch
@@ -134,6 +135,25 @@ class Dist:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def save_sharded(self, model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
+        """Every rank writes its shards of the trainable weights and optimizer state (torch.distributed.checkpoint)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        model_sd, optim_sd = get_state_dict(model, optimizer, options=StateDictOptions(ignore_frozen_params=True))
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
+
+    def load_sharded(self, model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
+        """Read :meth:`save_sharded` output into this job's shards (any number of processes wrote it)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+
+        options = StateDictOptions(ignore_frozen_params=True)
+        model_sd, optim_sd = get_state_dict(model, optimizer, options=options)
+        state = {"model": model_sd, "optim": optim_sd}
+        dcp.load(state, checkpoint_id=str(path))
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"], options=options)
 
     def load_optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         """Restore :meth:`optimizer_state` output (either layout: by index, or by parameter name)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,13 @@ class _Run:
     window: _Window = field(default_factory=_Window)
     template: Batch | None = None  # under FSDP: what a rank with an empty share runs (no targets)
 
+    @property
+    def sharded_checkpoints(self) -> bool:
+        """A full fine-tune under FSDP: every rank writes its shards (torch.distributed.checkpoint)
+        instead of gathering a large trainable state on rank 0."""
+        m = self.cfg.model
+        return self.dist.sharded and "full" in (m.llm.trainable, m.encoder.trainable)
+
     def objective_at(self, step: int) -> Objective:
         """Pre-alignment for the first ``train.prealign_steps`` steps, then the LM objective."""
         return self.prealign if self.prealign is not None and step < self.cfg.train.prealign_steps else self.objective
@@ -238,15 +246,25 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
 def _save(run: _Run, validated: bool) -> None:
     """A checkpoint of the run at its current step (rank 0 writes; every rank's RNG state is in it)."""
     rngs = run.dist.gather(ckpt.rng_state())
-    weights = run.dist.trainable_state(run.model)  # gathered to full tensors under FSDP (every rank takes part)
-    optimizer_state = run.dist.optimizer_state(run.model, run.optimizer)
-    if not run.dist.is_main:
+    tc, valid_loss = run.cfg.train, run.valid_loss if validated else None
+    state = {"step": run.step, "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+             "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs, "skipped": run.skipped,
+             "log_window": (run.window.loss_sum, run.window.units)}
+    if run.sharded_checkpoints:
+        tmp = ckpt.staging_dir(tc.output_dir, run.step)
+        if run.dist.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        run.dist.barrier()
+        run.dist.save_sharded(run.model, run.optimizer, tmp / ckpt.DCP_DIR)
+        run.dist.barrier()
+        if run.dist.is_main:
+            ckpt.finish_checkpoint(tc.output_dir, run.step, tmp, state, valid_loss, tc.keep_last)
         return
-    state = {"step": run.step, "optimizer": optimizer_state, "scheduler": run.scheduler.state_dict(),
-             "scaler": run.scaler.state_dict(), "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs,
-             "skipped": run.skipped, "log_window": (run.window.loss_sum, run.window.units)}
-    ckpt.save_checkpoint(run.cfg.train.output_dir, run.step, run.model, state, run.valid_loss if validated else None,
-                         run.cfg.train.keep_last, weights=weights)
+    weights = run.dist.trainable_state(run.model)  # gathered to full tensors under FSDP (every rank takes part)
+    state["optimizer"] = run.dist.optimizer_state(run.model, run.optimizer)
+    if run.dist.is_main:
+        ckpt.save_checkpoint(tc.output_dir, run.step, run.model, state, valid_loss, tc.keep_last, weights=weights)
 
 
 def _end_prealignment(optimizer: torch.optim.Optimizer, window: _Window, step: int) -> tuple[float, int]:
@@ -318,12 +336,15 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
 def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, int, tuple[float, int]]:
     """Load weights, optimizer, schedule, scaler, sampler position and this rank's RNG; returns
     (step, skipped, log window)."""
-    if run.dist.sharded:
-        run.dist.load_trainable(run.model, ckpt.read_weights(latest.path))
-    else:
-        ckpt.load_weights(run.model, latest.path)
     state = ckpt.load_state(latest.path)
-    run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
+    if (latest.path / ckpt.DCP_DIR).is_dir():
+        run.dist.load_sharded(run.model, run.optimizer, latest.path / ckpt.DCP_DIR)
+    else:
+        if run.dist.sharded:
+            run.dist.load_trainable(run.model, ckpt.read_weights(latest.path))
+        else:
+            ckpt.load_weights(run.model, latest.path)
+        run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     run.data.sampler.load_state_dict(state["sampler"])
