@@ -30,13 +30,19 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 TIMEOUT = 240
 
 
+def _run(cmd: list[str]) -> None:
+    """Run ``cmd`` in the repository; on failure, show the end of what it printed."""
+    done = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, f"{' '.join(cmd[-6:])} exited {done.returncode}:\n{done.stderr[-4000:]}"
+
+
 def _data(corpus: dict[str, Path]) -> list[str]:
     return [f"data.train={corpus['train']}", f"data.valid={corpus['valid']}"]
 
 
 def _single(out: Path, corpus: dict[str, Path], *extra: str) -> None:
     cmd = [sys.executable, "-m", "slamkit", "train", "recipes/tiny_asr.yaml", *_data(corpus), *COMMON, f"train.output_dir={out}", *extra]
-    subprocess.run(cmd, cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run(cmd)
 
 
 def _torchrun(out: Path, corpus: dict[str, Path], *extra: str, launcher: list[str] | None = None) -> list[str]:
@@ -81,7 +87,7 @@ def reference(tmp_path_factory, tone_corpus) -> Path:
 
 def test_two_ranks_equal_one_process_with_the_combined_batch(tmp_path, tone_corpus, reference) -> None:
     out = tmp_path / "ddp"
-    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2"), cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run(_torchrun(out, tone_corpus, "data.batch_size=2"))
     _assert_same_training(reference, out)
     # rank 0 alone wrote the run directory: one config, one line per logged step, one loss per step
     assert (out / "config.yaml").is_file()
@@ -95,12 +101,10 @@ def test_two_ranks_equal_one_process_with_the_combined_batch(tmp_path, tone_corp
 
 def test_fsdp_with_activation_checkpointing_equals_one_process_and_the_checkpoint_decodes_alone(tmp_path, tone_corpus, reference) -> None:
     out = tmp_path / "fsdp"
-    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "train.activation_checkpointing=true"), cwd=REPO, env=ENV, check=True,
-                   capture_output=True, timeout=TIMEOUT)
+    _run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "train.activation_checkpointing=true"))
     _assert_same_training(reference, out)
     hyp = tmp_path / "hyp.jsonl"
-    subprocess.run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)],
-                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)])
     assert len(hyp.read_text().splitlines()) == 6, "a checkpoint written by 2 sharded ranks loads in one process"
 
 
@@ -136,7 +140,7 @@ def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_
     steps = 80
     args = ("data.batch_size=2", f"train.max_steps={steps}", f"train.strategy={strategy.split('-')[0]}",
             *(["model.llm.trainable=full"] if strategy == "fsdp-full" else []))
-    subprocess.run(_torchrun(whole, tone_corpus, *args), cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run(_torchrun(whole, tone_corpus, *args))
     proc = subprocess.Popen(_torchrun(cut, tone_corpus, *args), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + TIMEOUT
     while time.time() < deadline and not (cut / "checkpoints" / "step_00000010").exists() and proc.poll() is None:
@@ -147,8 +151,7 @@ def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_
     assert proc.wait(timeout=TIMEOUT) != 0, "torchrun must stop (non-zero) when a rank dies"
     killed_at = ckpt.latest_checkpoint(cut)
     assert killed_at is not None and killed_at.step < steps, "the job must die mid-run"
-    subprocess.run(_torchrun(cut, tone_corpus, *args, "train.resume=true"), cwd=REPO, env=ENV, check=True,
-                   capture_output=True, timeout=TIMEOUT)
+    _run(_torchrun(cut, tone_corpus, *args, "train.resume=true"))
     a, b = _losses(whole), _losses(cut)
     assert sorted(b) == list(range(1, steps + 1))
     assert all(b[s] == pytest.approx(a[s], rel=1e-6) for s in range(killed_at.step + 1, steps + 1))
@@ -159,10 +162,9 @@ def test_a_killed_rank_stops_the_job_and_the_resumed_run_matches(tmp_path, tone_
 def test_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_corpus, reference) -> None:
     args = ["decode", str(reference), "--manifest", str(tone_corpus["train"]), "decode.batch_size=3"]
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    subprocess.run([sys.executable, "-m", "slamkit", *args, "--out", str(one)], cwd=REPO, env=ENV, check=True, capture_output=True,
-                   timeout=TIMEOUT)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "slamkit", *args,
-                    "--out", str(two)], cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run([sys.executable, "-m", "slamkit", *args, "--out", str(one)])
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "slamkit", *args,
+                    "--out", str(two)])
     lines = one.read_text().splitlines()
     assert len(lines) == 24 and [json.loads(x)["key"] for x in lines] == [json.loads(x)["key"] for x in
                                                                           Path(tone_corpus["train"]).read_text().splitlines()]
@@ -171,15 +173,13 @@ def test_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_cor
 
 def test_a_sharded_full_fine_tune_checkpoint_loads_in_one_process(tmp_path, tone_corpus) -> None:
     out = tmp_path / "full"
-    subprocess.run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "model.llm.trainable=full"),
-                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run(_torchrun(out, tone_corpus, "data.batch_size=2", "train.strategy=fsdp", "model.llm.trainable=full"))
     latest = ckpt.latest_checkpoint(out)
     shards = sorted(p.name for p in (latest.path / ckpt.DCP_DIR).glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"], "each rank writes its own shard"
     assert not (latest.path / "model.safetensors").exists()
     hyp = tmp_path / "hyp.jsonl"
-    subprocess.run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)],
-                   cwd=REPO, env=ENV, check=True, capture_output=True, timeout=TIMEOUT)
+    _run([sys.executable, "-m", "slamkit", "decode", str(out), "--manifest", str(tone_corpus["valid"]), "--out", str(hyp)])
     assert len(hyp.read_text().splitlines()) == 6
     # what one process reads back is what training ended with: the LLM moved away from its random start
     from slamkit.infer.decode import load_run
