@@ -137,6 +137,7 @@ class DataConfig:
     max_seconds: float = _f(30.0, "Longer clips are skipped (and counted) in training.")
     min_seconds: float = _f(0.05, "Shorter clips are skipped (and counted) in training.")
     num_workers: int = _f(0, "DataLoader worker processes for audio loading.")
+    prefetch_factor: int = _f(2, "Batches each DataLoader worker prepares ahead of the training step (with `num_workers` > 0), so audio decoding overlaps GPU compute.")
 
 
 @dataclass

@@ -35,3 +35,20 @@ def test_bf16_base_trains_fp32_weights(tmp_path, tone_corpus, precision: str, tr
     assert stats["loss"] == stats["loss"] and stats["grad_norm"] > 0
     states = [optimizer.state[p] for p in trainable_params.values()]
     assert states and all(s["exp_avg"].dtype == s["exp_avg_sq"].dtype == torch.float32 for s in states)
+
+
+def test_loader_workers_prefetch_and_match_the_in_process_batches(tmp_path, tone_corpus) -> None:
+    cfg = tiny_config(tmp_path, tone_corpus, "data.num_workers=1", "data.prefetch_factor=3", "data.batch_size=2")
+    model = build_model(cfg)
+    loader = build_loader(cfg, model, str(tone_corpus["train"]), "valid")
+    dataloader = loader.dataloader()
+    assert dataloader.prefetch_factor == 3 and dataloader.num_workers == 1
+    worker_batches = list(dataloader)
+    loader.workers = 0
+    in_process = list(loader.dataloader())
+    assert len(worker_batches) == len(in_process) > 1
+    for a, b in zip(worker_batches, in_process):
+        assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.audio, b.audio)
+    bad = tiny_config(tmp_path, tone_corpus, "data.prefetch_factor=0")
+    with pytest.raises(ValueError, match="data.prefetch_factor"):
+        build_loader(bad, model, str(tone_corpus["train"]), "valid")

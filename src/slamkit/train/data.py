@@ -45,13 +45,14 @@ class Loader:
     workers: int
     skipped: int  # records dropped before loading (unknown or out-of-range duration)
     pin_memory: bool = False  # page-locked batches for asynchronous copies to a CUDA device
+    prefetch: int = 2  # batches each worker prepares ahead (DataLoader prefetch_factor)
 
     def dataloader(self) -> DataLoader:
         """A DataLoader over the sampler's current epoch. A private generator keeps its start-up
         from consuming the global RNG, which would shift dropout noise after a resume."""
         return DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collator, num_workers=self.workers,
                           worker_init_fn=worker_init if self.workers else None, generator=torch.Generator().manual_seed(0),
-                          pin_memory=self.pin_memory)
+                          pin_memory=self.pin_memory, prefetch_factor=self.prefetch if self.workers else None)
 
 
 def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0, rank: int = 0,
@@ -82,7 +83,9 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode
                         "left" if mode == "decode" else "right", with_targets=mode != "decode")
     if pin_memory is None:
         pin_memory = next(model.parameters()).device.type == "cuda"
-    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped, pin_memory)
+    if cfg.data.prefetch_factor < 1:
+        raise ValueError(f"data.prefetch_factor must be at least 1 (got {cfg.data.prefetch_factor})")
+    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped, pin_memory, cfg.data.prefetch_factor)
 
 
 def batch_stream(loader: Loader) -> Iterator[Batch]:
