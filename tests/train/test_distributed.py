@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -168,6 +169,33 @@ def test_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_cor
     lines = one.read_text().splitlines()
     assert len(lines) == 24 and [json.loads(x)["key"] for x in lines] == [json.loads(x)["key"] for x in
                                                                           Path(tone_corpus["train"]).read_text().splitlines()]
+    assert two.read_text() == one.read_text(), "2 ranks must write the same file, in manifest order"
+
+
+def test_long_form_decode_with_two_ranks_writes_what_one_process_writes(tmp_path, tone_corpus, reference) -> None:
+    """Segment planning is shared between the ranks too; the joined lines are the same."""
+    import soundfile as sf
+
+    from slamkit.data.audio import load_audio
+    from slamkit.data.manifest import read_manifest
+
+    records = read_manifest(tone_corpus["train"])
+    rows = [r.to_json() for r in records[:3]]
+    for n, part in enumerate((records[:8], records[8:16], records[16:])):
+        audio = np.concatenate([np.concatenate([load_audio(r.source, 16000), np.zeros(8000, np.float32)]) for r in part])
+        sf.write(str(tmp_path / f"long{n}.wav"), audio, 16000)
+        rows.append({"key": f"long{n}", "source": str(tmp_path / f"long{n}.wav"), "target": " ".join(r.target for r in part)})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["decode", str(reference), "--manifest", str(manifest), "decode.batch_size=3", "decode.segment=fixed",
+            "decode.max_segment_seconds=2.5", "decode.max_new_tokens=12"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    _run([sys.executable, "-m", "slamkit", *args, "--out", str(one)])
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "slamkit", *args,
+          "--out", str(two)])
+    lines = [json.loads(x) for x in one.read_text().splitlines()]
+    assert [x["key"] for x in lines] == [r["key"] for r in rows]
+    assert all(len(x["segments"]) > 1 for x in lines[3:]) and all("segments" not in x for x in lines[:3])
     assert two.read_text() == one.read_text(), "2 ranks must write the same file, in manifest order"
 
 

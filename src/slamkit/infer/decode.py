@@ -2,7 +2,8 @@
 
 Batches are formed from clips of similar duration (less padding), left-padded, and decoded with
 greedy or beam search. Each sample's audio features and prompt are independent of its batch, so
-greedy output is the same for batch size 1 and N. Lines are written in manifest order. With
+greedy output is the same for batch size 1 and N. Lines are written in manifest order. Clips
+longer than the encoder's window are segmented and joined (:mod:`slamkit.infer.longform`). With
 ``decode.rerank`` set, N candidates per clip are scored and the best kept (:mod:`slamkit.infer.rerank`);
 the lines then also carry ``candidates``.
 """
@@ -18,8 +19,11 @@ import torch
 from tqdm import tqdm
 
 from slamkit.config import Config, load_config
+from slamkit.data.manifest import Record, read_manifest
 from slamkit.data.tasks import record_task
+from slamkit.infer.longform import join_segments, plan_segments, segment_span, segment_window
 from slamkit.infer.rerank import build_reranker, rerank_batch
+from slamkit.infer.segment import vad_available
 from slamkit.models.speech_llm import SpeechLLM, build_model
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.data import Loader, build_loader
@@ -45,21 +49,62 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, device: st
 def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: str | Path, dist: Dist | None = None) -> int:
     """Decode every record of ``manifest`` into ``out``; returns the number of lines written.
 
-    With several processes (``dist``), each decodes its share of every batch and rank 0 writes the
-    one output file, in manifest order: the same file one process writes.
+    Records longer than the segment window (:func:`segment_window`) are split into segments
+    (:mod:`slamkit.infer.longform`), decoded in batches with the rest, and joined: their line
+    carries the joined text and ``segments`` (``start``, ``end``, ``text``). With several
+    processes (``dist``), each plans and decodes its share and rank 0 writes the one output file,
+    in manifest order: the same file one process writes.
     """
     dist = dist or Dist(0, 1, 0, next(model.parameters()).device, "single")
-    data = build_loader(cfg, model, manifest, "decode", rank=dist.rank, world=dist.world)
+    records = read_manifest(manifest)
+    plans = _plan(cfg, model, records, dist)
+    data = build_loader(cfg, model, [sub for plan in plans for sub in plan], "decode", rank=dist.rank, world=dist.world)
     hyps, extra = _decode_share(cfg, model, data, dist.is_main)
     parts = dist.gather((hyps, extra))
     if dist.is_main:
         for part_hyps, part_extra in parts[1:]:
             hyps.update(part_hyps)
             extra.update(part_extra)
-        _write_hypotheses(data.records, hyps, Path(out), cfg.data.task, extra)
-        _report(model, len(data.records) - len(hyps), len(data.records))
+        _join(records, plans, hyps, extra)
+        _write_hypotheses(records, hyps, Path(out), cfg.data.task, extra)
+        _report(model, len(records) - len(hyps), len(records))
     dist.barrier()
-    return len(data.records)
+    return len(records)
+
+
+def _plan(cfg: Config, model: SpeechLLM, records: list[Record], dist: Dist) -> list[list[Record]]:
+    """Each record's segments (:func:`plan_segments`); ranks plan a share each and exchange them."""
+    window, dc = segment_window(cfg, model), cfg.decode
+    mine = {i: plan_segments(records[i], model.encoder.sample_rate, window, dc.segment, dc.segment_overlap)
+            for i in range(dist.rank, len(records), dist.world)}
+    merged: dict[int, list[Record]] = {}
+    for part in dist.gather(mine):
+        merged.update(part)
+    plans = [merged[i] for i in range(len(records))]
+    split = [plan for rec, plan in zip(records, plans) if plan != [rec]]
+    if split:
+        method = dc.segment if dc.segment != "vad" or vad_available() else "fixed: silero-vad is not installed"
+        log.info("%d clips longer than %g s were split into %d segments (%s)", len(split), window, sum(map(len, split)), method)
+    return plans
+
+
+def _join(records: list[Record], plans: list[list[Record]], hyps: dict[str, str], extra: dict[str, dict]) -> None:
+    """Replace segmented records' per-segment results in ``hyps``/``extra`` by one joined entry each.
+
+    A segmented clip's line gets ``segments`` (with each segment's ``candidates`` when re-ranking);
+    a long clip without speech gets an empty text and no segments; a segment that failed to load
+    leaves the clip without a hypothesis (its line then carries the error).
+    """
+    for rec, plan in zip(records, plans):
+        if plan == [rec]:
+            continue
+        texts = [hyps.pop(sub.key, None) for sub in plan]
+        text, segments = join_segments([(segment_span(sub), t or "") for sub, t in zip(plan, texts)])
+        for sub, seg in zip(plan, segments):
+            seg.update(extra.pop(sub.key, {}))
+        extra[rec.key] = {"segments": segments}
+        if all(t is not None for t in texts):
+            hyps[rec.key] = text
 
 
 def _decode_share(cfg: Config, model: SpeechLLM, data: Loader, show: bool) -> tuple[dict[str, str], dict[str, dict]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator, Literal, Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -29,6 +29,7 @@ from slamkit.data.dataset import SpeechDataset, filter_by_duration, record_durat
 from slamkit.data.manifest import Record, read_manifest
 from slamkit.data.sampler import BucketBatchSampler
 from slamkit.data.tasks import prompt_resolver
+from slamkit.models.encoders import ENCODERS
 from slamkit.models.speech_llm import SpeechLLM
 
 Mode = Literal["train", "valid", "decode"]
@@ -55,12 +56,13 @@ class Loader:
                           pin_memory=self.pin_memory, prefetch_factor=self.prefetch if self.workers else None)
 
 
-def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode, seed: int = 0, rank: int = 0,
-                 world: int = 1, pin_memory: bool | None = None) -> Loader:
-    """The :class:`Loader` of ``manifest`` for ``mode`` (see the module's table); with ``world``
-    processes, this ``rank``'s share of every global batch (:class:`BucketBatchSampler`). Batches are
-    pinned when the model is on a CUDA device (``pin_memory`` None) or when asked."""
-    records = read_manifest(manifest)
+def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[Record], mode: Mode, seed: int = 0,
+                 rank: int = 0, world: int = 1, pin_memory: bool | None = None) -> Loader:
+    """The :class:`Loader` of ``manifest`` (a JSONL path, or records already read) for ``mode`` (see
+    the module's table); with ``world`` processes, this ``rank``'s share of every global batch
+    (:class:`BucketBatchSampler`). Batches are pinned when the model is on a CUDA device
+    (``pin_memory`` None) or when asked."""
+    records = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
     durations = record_durations(records)
     skipped = 0
     if mode == "decode":
@@ -68,7 +70,8 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode
     else:
         records, durations, skipped = filter_by_duration(records, durations, cfg.data.min_seconds, cfg.data.max_seconds)
         if not records:
-            raise ValueError(f"{manifest}: no usable records (all {skipped} were skipped; see the warnings above)")
+            source = manifest if isinstance(manifest, (str, Path)) else "the given records"
+            raise ValueError(f"{source}: no usable records (all {skipped} were skipped; see the warnings above)")
     prompts, train = model.prompts, mode == "train"
     targets = prompts.target_ids if mode != "decode" else None
     dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, targets, prompt_resolver(cfg),
@@ -86,6 +89,19 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path, mode: Mode
     if cfg.data.prefetch_factor < 1:
         raise ValueError(f"data.prefetch_factor must be at least 1 (got {cfg.data.prefetch_factor})")
     return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped, pin_memory, cfg.data.prefetch_factor)
+
+
+def check_clip_window(cfg: Config) -> None:
+    """Refuse a ``data.max_seconds`` longer than the encoder's input window (before anything is built).
+
+    Training keeps clips up to ``data.max_seconds``; an encoder with a fixed window
+    (:attr:`AudioEncoder.max_seconds`, 30 s for Whisper) refuses longer ones, so the run would
+    fail on its first long clip instead of at the start.
+    """
+    limit = ENCODERS.get(cfg.model.encoder.name).max_seconds
+    if limit is not None and cfg.data.max_seconds > limit:
+        raise ValueError(f"data.max_seconds={cfg.data.max_seconds:g} exceeds the {cfg.model.encoder.name} encoder's input "
+                         f"window of {limit:g} s: set data.max_seconds <= {limit:g} (longer clips are skipped and counted)")
 
 
 def batch_stream(loader: Loader) -> Iterator[Batch]:

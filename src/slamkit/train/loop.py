@@ -28,7 +28,7 @@ from slamkit.batch import Batch
 from slamkit.config import Config, TrainConfig, dump_config
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
-from slamkit.train.data import Loader, batch_stream, build_loader
+from slamkit.train.data import Loader, batch_stream, build_loader, check_clip_window
 from slamkit.train.distributed import Dist, autocast, checkpoint_activations, grad_scaler, setup
 from slamkit.train.log import MetricLogger
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
@@ -176,6 +176,7 @@ class _Run:
 def _setup(cfg: Config) -> _Run:
     """Join the job, build model and data, resume if asked."""
     tc = cfg.train
+    check_clip_window(cfg)  # a config error: refuse before joining the job or building anything
     dist = setup(tc.strategy, tc.device)
     latest = _prepare_run_dir(cfg, dist)
     torch.manual_seed(tc.seed)

@@ -50,12 +50,18 @@ class AudioEncoder(nn.Module):
         sample_rate: input sample rate the encoder expects (Hz).
         hidden_size: feature size ``d_e``.
         frame_rate: output frames per second.
+        max_seconds: the longest clip ``forward`` accepts (its fixed input window; longer clips
+            raise ``ValueError``, never silently cut), or None when any length works. Long-form
+            decoding segments audio to fit it (:mod:`slamkit.infer.longform`); training refuses a
+            ``data.max_seconds`` above it. Only Whisper has one (30 s): AST, CLAP and EAT run
+            long clips window by window or with extended positions, the others have no limit.
         presets: size presets accepted by ``from_config`` when ``cfg.path`` is null.
     """
 
     sample_rate: int = 16_000
     hidden_size: int
     frame_rate: float
+    max_seconds: ClassVar[float | None] = None
     presets: ClassVar[tuple[str, ...]] = ()
     card: ClassVar[EncoderCard | None] = None
 

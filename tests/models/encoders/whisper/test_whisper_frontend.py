@@ -9,7 +9,6 @@ or its extracted directory; without it the parity tests skip.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shutil
 import sys
@@ -147,23 +146,30 @@ def test_pad_to_30s_matches_whisper(ref_audio: ModuleType, n_mels: int) -> None:
 LONG = CHUNK_SAMPLES + 16_000 + 3
 
 
-def test_long_clip_truncated_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("pad_to_30s", [False, True])
+def test_long_clip_is_refused_not_truncated(pad_to_30s: bool) -> None:
+    """Past Whisper's 30 s window the front end raises (naming the limit) instead of cutting."""
     (clip,) = _clips([LONG])
-    front = WhisperLogMel(80)
-    with caplog.at_level(logging.WARNING, logger="slamkit.models.encoders.whisper.frontend"):
-        mel, frames = front(clip[None], torch.tensor([LONG]))
-        truncated, _ = front(clip[None, :CHUNK_SAMPLES], torch.tensor([CHUNK_SAMPLES]))
+    front = WhisperLogMel(80, pad_to_30s=pad_to_30s)
+    with pytest.raises(ValueError, match="window is 30 s"):
+        front(clip[None], torch.tensor([LONG]))
+    mel, frames = front(clip[None, :CHUNK_SAMPLES], torch.tensor([CHUNK_SAMPLES]))  # exactly 30 s is fine
     assert frames.tolist() == [3000] and mel.shape == (1, 80, 3000)
-    assert sum("longer than 30 s" in r.getMessage() for r in caplog.records) == 1
-    torch.testing.assert_close(mel, truncated, atol=0, rtol=0)
+
+
+def test_whisper_encoder_declares_its_window() -> None:
+    from slamkit.models.encoders.base import AudioEncoder
+    from slamkit.models.encoders.whisper.encoder import WhisperAudioEncoder
+
+    assert WhisperAudioEncoder.max_seconds == 30.0 and AudioEncoder.max_seconds is None
 
 
 @pytest.mark.needs_reference
 @pytest.mark.parametrize("pad_to_30s", [False, True])
-def test_long_clip_matches_whisper_first_30s(ref_audio: ModuleType, pad_to_30s: bool) -> None:
-    (clip,) = _clips([LONG])
-    mel, _ = WhisperLogMel(80, pad_to_30s=pad_to_30s)(clip[None], torch.tensor([LONG]))
-    ref = ref_audio.log_mel_spectrogram(ref_audio.pad_or_trim(clip), 80)  # Whisper's own 30 s trim
+def test_30s_clip_matches_whisper(ref_audio: ModuleType, pad_to_30s: bool) -> None:
+    (clip,) = _clips([CHUNK_SAMPLES])
+    mel, _ = WhisperLogMel(80, pad_to_30s=pad_to_30s)(clip[None], torch.tensor([CHUNK_SAMPLES]))
+    ref = ref_audio.log_mel_spectrogram(ref_audio.pad_or_trim(clip), 80)
     assert (mel[0] - ref).abs().max().item() < ATOL
 
 

@@ -30,7 +30,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from slamkit.config import EncoderConfig
 from slamkit.models.lengths import LengthRule
-from slamkit.models.encoders.whisper.frontend import HOP_LENGTH, WhisperLogMel, mel_frame_count
+from slamkit.models.encoders.whisper.frontend import CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE, WhisperLogMel, mel_frame_count
 from slamkit.models.encoders.whisper.ct2 import is_ctranslate2_model
 from slamkit.models.encoders.whisper.formats import WhisperCheckpointFormat, read_whisper_encoder, register_format
 from slamkit.models.weights import CheckpointError, hf_tensor_keys, hf_weight_files
@@ -91,6 +91,7 @@ class WhisperAudioEncoder(AudioEncoder):
         use="ASR, contextual biasing (SLAM-ASR)",
     )
     frame_rate = 16_000 / (2 * HOP_LENGTH)
+    max_seconds = CHUNK_SAMPLES / SAMPLE_RATE  # 30 s: 1500 position embeddings
 
     def __init__(self, model: WhisperEncoder, pad_to_30s: bool = False, layer: int | None = None) -> None:
         super().__init__()

@@ -10,15 +10,12 @@ processed on its own valid length, so a clip's features never depend on the batc
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers.audio_utils import mel_filter_bank
-
-logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -48,7 +45,8 @@ def whisper_mel_filters(n_mels: int) -> Tensor:
 def mel_frame_count(lengths: Tensor) -> Tensor:
     """Valid mel frames for clips of ``lengths`` samples ``[b]`` -> ``[b]`` (n // 160, at most 3000).
 
-    The same with or without ``pad_to_30s``: that pads the input, not the real content.
+    The same with or without ``pad_to_30s``: that pads the input, not the real content. (The cap
+    only keeps the rule total: :class:`WhisperLogMel` refuses clips longer than 30 s.)
     """
     return torch.div(lengths.clamp(max=CHUNK_SAMPLES), HOP_LENGTH, rounding_mode="floor")
 
@@ -69,7 +67,6 @@ class WhisperLogMel(nn.Module):
         # Not persistent: both are functions of n_mels, so checkpoints need not carry them.
         self.register_buffer("filters", whisper_mel_filters(n_mels), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
-        self._warned_long = False
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "WhisperLogMel":
         """Move with the model, but keep the filterbank float32 when the model is cast to half."""
@@ -103,7 +100,12 @@ class WhisperLogMel(nn.Module):
         return log_spec, frames
 
     def _check_lengths(self, audio: Tensor, lengths: Tensor) -> Tensor:
-        """Validate ``lengths [b]`` against ``audio [b, t]``; cap clips at 30 s (warn once)."""
+        """Validate ``lengths [b]`` against ``audio [b, t]`` and Whisper's 30 s window.
+
+        A clip longer than 30 s is an error, never cut silently: `slamkit decode` segments long
+        audio before it gets here (:mod:`slamkit.infer.longform`) and training skips clips past
+        ``data.max_seconds``, which may not exceed the window.
+        """
         if audio.dim() != 2 or lengths.shape != audio.shape[:1]:
             raise ValueError(f"expected audio [b, t] and lengths [b], got {tuple(audio.shape)} and {tuple(lengths.shape)}")
         lengths = lengths.to(device=audio.device, dtype=torch.long)
@@ -112,12 +114,10 @@ class WhisperLogMel(nn.Module):
         if bool((lengths < HOP_LENGTH).any()):
             raise ValueError(f"clips need at least {HOP_LENGTH} samples (one 10 ms frame); lengths: {lengths.tolist()}")
         if bool((lengths > CHUNK_SAMPLES).any()):
-            if not self._warned_long:
-                # Nothing segments long audio yet (long-form decoding is a planned feature): the
-                # encoder's 30 s window cuts it, and the warning says so.
-                logger.warning("clips longer than 30 s are truncated to 30 s for the Whisper front end")
-                self._warned_long = True
-            lengths = lengths.clamp(max=CHUNK_SAMPLES)
+            longest = int(lengths.max()) / SAMPLE_RATE
+            raise ValueError(f"Whisper's input window is {CHUNK_SAMPLES // SAMPLE_RATE} s ({CHUNK_SAMPLES} samples at {SAMPLE_RATE} Hz); "
+                             f"got a clip of {longest:.2f} s. Segment long audio first (slamkit decode does: decode.segment, "
+                             "decode.max_segment_seconds) or keep data.max_seconds <= 30")
         return lengths
 
     def _padded_rows(self, audio: Tensor, lengths: Tensor) -> Tensor:

@@ -1,0 +1,86 @@
+"""Long-form decoding: manifest records longer than the encoder's window become crop sub-records.
+
+`slamkit decode` never lets an encoder cut a clip: :func:`plan_segments` turns a record longer
+than the window (:func:`segment_window`) into sub-records, one per span of
+:func:`slamkit.infer.segment.segment_audio`, that crop the same file (``offset``/``duration``);
+they are decoded in batches like any other clip, and :func:`join_segments` joins their texts
+back into one hypothesis with per-segment times. A record that fits is returned unchanged, so
+short clips decode exactly as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from slamkit.config import Config
+from slamkit.data.audio import AudioError, audio_duration, load_audio
+from slamkit.data.manifest import Record
+from slamkit.infer.segment import Span, segment_audio
+from slamkit.models.speech_llm import SpeechLLM
+
+DEFAULT_WINDOW = 30.0  # seconds, for encoders without a fixed input window
+
+
+def segment_window(cfg: Config, model: SpeechLLM) -> float:
+    """The longest segment to decode: ``decode.max_segment_seconds``, else the encoder's
+    ``max_seconds``, else 30 s. A setting above the encoder's window is refused."""
+    limit = model.encoder.max_seconds
+    asked = cfg.decode.max_segment_seconds
+    if asked is None:
+        return float(limit) if limit is not None else DEFAULT_WINDOW
+    if not asked > 0:
+        raise ValueError(f"decode.max_segment_seconds must be > 0 (got {asked})")
+    if limit is not None and asked > limit:
+        raise ValueError(f"decode.max_segment_seconds={asked:g} exceeds the {type(model.encoder).__name__} "
+                         f"encoder's input window of {limit:g} s")
+    return float(asked)
+
+
+def _duration(record: Record) -> float | None:
+    """The record's duration from the manifest, else the file header; None when unreadable."""
+    if record.duration is not None:
+        return float(record.duration)
+    try:
+        return audio_duration(record.source, record.offset, None)
+    except AudioError:
+        return None  # decoding reports it on the record's line
+
+
+def plan_segments(record: Record, sample_rate: int, window: float, method: str, overlap: float) -> list[Record]:
+    """``[record]`` when it fits ``window`` seconds (or cannot be read: decoding then reports the
+    error); else one crop sub-record per segment of its audio, ``[]`` when it holds no speech.
+
+    Sub-records keep the source, prompt, task and extra fields; their key is ``f"{key}@{i}"``,
+    their crop ``offset = record.offset + span.start`` and ``duration = span.end - span.start``, their
+    target is empty (the reference belongs to the whole clip), and ``extra["segment"]`` holds
+    ``{"start", "end"}`` in seconds within the original clip.
+    """
+    duration = _duration(record)
+    if duration is None or duration <= window:
+        return [record]
+    try:
+        audio = load_audio(record.source, sample_rate, record.offset, record.duration)
+    except AudioError:
+        return [record]
+    spans, _ = segment_audio(audio, sample_rate, window, method, overlap)
+    return [dataclasses.replace(record, key=f"{record.key}@{i}", target="", offset=record.offset + span.start,
+                                duration=span.end - span.start,
+                                extra={**record.extra, "segment": {"start": span.start, "end": span.end}})
+            for i, span in enumerate(spans)]
+
+
+def join_segments(parts: list[tuple[Span, str]]) -> tuple[str, list[dict]]:
+    """Segments' ``(span, text)`` in time order -> the joined text and ``[{"start", "end", "text"}]``.
+
+    Texts are stripped and joined with single spaces; empty ones add nothing to the text but
+    keep their entry (times rounded to milliseconds).
+    """
+    texts = [text.strip() for _, text in parts]
+    segments = [{"start": round(span.start, 3), "end": round(span.end, 3), "text": text} for (span, _), text in zip(parts, texts)]
+    return " ".join(t for t in texts if t), segments
+
+
+def segment_span(record: Record) -> Span:
+    """The span within its original clip that a sub-record of :func:`plan_segments` covers."""
+    seg = record.extra["segment"]
+    return Span(float(seg["start"]), float(seg["end"]))

@@ -1,0 +1,209 @@
+"""Long audio -> spans of at most ``max_seconds``, so nothing past an encoder's window is cut silently.
+
+:func:`segment_audio` is the one entry point (`slamkit decode` and `slamkit serve` use it). A clip no
+longer than ``max_seconds`` is one span, method ``"whole"``: no VAD runs and short clips decode
+exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
+
+- ``vad``: silero-vad (the PyPI package's bundled model, loaded once, no download) finds speech at
+  16 kHz; each speech span is padded by :data:`SPEECH_PAD_SECONDS`, a span longer than the window
+  is split by silero itself (``max_speech_duration_s``, at its quietest point), and neighbouring
+  spans are merged greedily while the merged span still fits: pauses inside a segment are kept,
+  silence between segments is dropped. No speech at all gives no spans.
+- ``fixed``: contiguous windows covering the whole clip; each cut is placed at the quietest
+  100 ms (RMS) inside the last ``overlap_seconds`` before the window's end, so words are not cut
+  where a pause exists.
+
+When silero-vad cannot be imported, ``vad`` falls back to ``fixed`` with a warning, and the
+returned method says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+log = logging.getLogger("slamkit")
+
+VAD_RATE = 16_000  # silero-vad's native rate
+SPEECH_PAD_SECONDS = 0.2  # kept around each speech span (silero's speech_pad_ms)
+MIN_SILENCE_SECONDS = 0.1  # a pause shorter than this does not end a speech span
+QUIET_WINDOW_SECONDS = 0.1  # RMS window of the fixed method's cut search
+QUIET_HOP_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a clip, in seconds from the clip's start."""
+
+    start: float  # seconds from the clip's start
+    end: float
+
+
+class SegmenterUnavailable(RuntimeError):
+    """A segmentation method's backend is not installed (the caller falls back to ``fixed``)."""
+
+
+Segmenter = Callable[[np.ndarray, int, float, float], list[Span]]
+
+
+def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, method: str = "vad",
+                  overlap_seconds: float = 1.0) -> tuple[list[Span], str]:
+    """Spans of at most max_seconds covering the clip's speech; returns (spans, method actually used).
+
+    Args:
+        audio: mono waveform ``[t]`` (float).
+        sample_rate: its rate in Hz.
+        max_seconds: the longest span allowed (an encoder's input window).
+        method: a name in :data:`SEGMENTERS` (``vad`` or ``fixed``).
+        overlap_seconds: how far before each window's end ``fixed`` searches for a quiet cut.
+
+    Returns:
+        Spans in time order within ``[0, duration]``, each at most ``max_seconds`` long, and
+        ``"whole"`` (the clip fits), the method used, or ``"fixed"`` when ``vad`` was asked but
+        silero-vad is not installed. ``vad`` on a clip without speech gives ``[]``.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"segment_audio expects a mono waveform [t], got shape {audio.shape}")
+    if sample_rate <= 0 or not max_seconds > 0 or overlap_seconds < 0:
+        raise ValueError(f"need sample_rate > 0, max_seconds > 0 and overlap_seconds >= 0 "
+                         f"(got {sample_rate}, {max_seconds}, {overlap_seconds})")
+    if method not in SEGMENTERS:
+        raise ValueError(f"unknown segmentation method {method!r}; choose one of {sorted(SEGMENTERS)}")
+    duration = len(audio) / sample_rate
+    if duration <= max_seconds:
+        return [Span(0.0, duration)], "whole"
+    try:
+        return SEGMENTERS[method](audio, sample_rate, max_seconds, overlap_seconds), method
+    except SegmenterUnavailable as exc:
+        log.warning("%s; segmenting with fixed windows instead", exc)
+        return fixed_spans(audio, sample_rate, max_seconds, overlap_seconds), "fixed"
+
+
+# ----------------------------------------------------------------------------------------- fixed
+
+
+def fixed_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+    """Contiguous spans of at most ``max_seconds`` covering the clip, cut at quiet points."""
+    total = len(audio)
+    limit = int(math.floor(max_seconds * sample_rate))
+    search = min(int(overlap_seconds * sample_rate), limit // 2)  # a cut always advances by >= half a window
+    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    cuts, start = [0], 0
+    while total - start > limit:
+        start = _quietest_cut(power, start + limit - search, start + limit, sample_rate)
+        cuts.append(start)
+    cuts.append(total)
+    return [Span(a / sample_rate, b / sample_rate) for a, b in zip(cuts, cuts[1:])]
+
+
+def _quietest_cut(power: np.ndarray, lo: int, hi: int, sample_rate: int) -> int:
+    """The sample in ``[lo, hi]`` at the centre of the quietest short window inside it.
+
+    ``power`` is the cumulative sum of squared samples (``power[i]`` = energy of ``audio[:i]``).
+    Among equally quiet windows (a stretch of silence) the middle of their run is taken, so the
+    cut sits mid-pause rather than at its edge.
+    """
+    width = min(max(1, int(QUIET_WINDOW_SECONDS * sample_rate)), hi - lo)
+    if width <= 0:
+        return hi
+    hop = max(1, int(QUIET_HOP_SECONDS * sample_rate))
+    starts = np.arange(lo, hi - width + 1, hop)
+    energy = power[starts + width] - power[starts]
+    best = int(np.argmin(energy))
+    quiet = energy <= energy[best] * 1.05 + 1e-12 * width
+    first = last = best
+    while first > 0 and quiet[first - 1]:
+        first -= 1
+    while last + 1 < len(quiet) and quiet[last + 1]:
+        last += 1
+    return int(starts[(first + last) // 2]) + width // 2
+
+
+# ------------------------------------------------------------------------------------------- vad
+
+
+_VAD_LOCK = threading.Lock()  # the TorchScript model keeps state between chunks: one clip at a time
+
+
+@functools.lru_cache(maxsize=1)
+def _silero() -> tuple[Any, Callable[..., list[dict[str, int]]]]:
+    """silero-vad's bundled model and ``get_speech_timestamps``, loaded once (no download).
+
+    Importing silero_vad calls ``torch.set_num_threads(1)``; the caller's thread count is restored.
+    """
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    except ImportError as exc:
+        raise SegmenterUnavailable(f"silero-vad is not installed ({exc}; pip install silero-vad)") from exc
+    finally:
+        torch.set_num_threads(threads)
+    with warnings.catch_warnings():  # its loader uses deprecated importlib/jit calls; nothing for our users to act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = silero_vad.load_silero_vad()
+    return model, silero_vad.get_speech_timestamps
+
+
+def vad_available() -> bool:
+    """True when silero-vad can be loaded (``vad`` segmentation will not fall back)."""
+    try:
+        _silero()
+    except SegmenterUnavailable:
+        return False
+    return True
+
+
+def speech_spans(audio: np.ndarray, sample_rate: int, max_seconds: float) -> list[Span]:
+    """silero-vad's speech spans (padded, each at most ``max_seconds``), in seconds."""
+    model, get_speech_timestamps = _silero()
+    wave = audio.astype(np.float32, copy=False)
+    if sample_rate != VAD_RATE:
+        import soxr
+
+        wave = soxr.resample(wave, sample_rate, VAD_RATE, quality="HQ").astype(np.float32, copy=False)
+    with _VAD_LOCK, torch.inference_mode():
+        stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wave)), model, sampling_rate=VAD_RATE,
+                                       max_speech_duration_s=max_seconds, min_silence_duration_ms=int(MIN_SILENCE_SECONDS * 1000),
+                                       speech_pad_ms=int(SPEECH_PAD_SECONDS * 1000))
+    duration = len(audio) / sample_rate
+    spans = [Span(max(0.0, s["start"] / VAD_RATE), min(duration, s["end"] / VAD_RATE)) for s in stamps]
+    return [piece for span in spans for piece in _split_long(span, max_seconds)]
+
+
+def _split_long(span: Span, max_seconds: float) -> list[Span]:
+    """``span`` in equal pieces of at most ``max_seconds`` (a guard: silero already caps its spans)."""
+    n = max(1, math.ceil((span.end - span.start) / max_seconds - 1e-9))
+    step = (span.end - span.start) / n
+    return [Span(span.start + i * step, span.end if i == n - 1 else span.start + (i + 1) * step) for i in range(n)]
+
+
+def merge_spans(spans: list[Span], max_seconds: float) -> list[Span]:
+    """Merge time-ordered spans greedily into segments no longer than ``max_seconds``.
+
+    A segment runs from its first span's start to its last span's end (pauses inside are kept);
+    the silence between segments is dropped.
+    """
+    merged: list[Span] = []
+    for span in spans:
+        if merged and span.end - merged[-1].start <= max_seconds:
+            merged[-1] = Span(merged[-1].start, span.end)
+        else:
+            merged.append(span)
+    return merged
+
+
+def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+    """Speech found by silero-vad, merged into segments of at most ``max_seconds`` (``[]``: no speech)."""
+    return merge_spans(speech_spans(audio, sample_rate, max_seconds), max_seconds)
+
+
+SEGMENTERS: dict[str, Segmenter] = {"vad": vad_spans, "fixed": fixed_spans}
