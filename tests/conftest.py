@@ -60,3 +60,42 @@ def fake_librispeech(root: Path) -> Path:
             lines.append(f"{utt} {text}\n")
         (folder / f"{spk}-{chap}.trans.txt").write_text("".join(lines))
     return root / "LibriSpeech"
+
+
+# ---- serving (tests/serve): a tiny trained run, served from a thread on 127.0.0.1 ------------------
+SERVE_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tone_corpus) -> Path:
+    """The tiny recipe trained for 40 steps (its decodes are varied, deterministic strings)."""
+    from slamkit.train.loop import train
+
+    out = tmp_path_factory.mktemp("serve") / "tiny-run"
+    train(tiny_config(out, tone_corpus, "train.max_steps=40", "train.warmup_steps=5", "train.log_every=10", "train.valid_every=40",
+                      "train.save_every=40"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(tiny_run):
+    """The tiny run served with API key :data:`SERVE_KEY`, batches of up to 8, a 20 ms wait, a 2 MB upload limit;
+    ``server.url`` and ``server.engine``. Stopped at the end of the session."""
+    from slamkit.serve.api import ServeSettings, create_app
+    from slamkit.serve.engine import Engine
+    from slamkit.serve.server import BackgroundServer
+
+    engine = Engine(str(tiny_run), max_batch=8, max_wait_ms=20)
+    app = create_app(engine, ServeSettings(api_key=SERVE_KEY, max_upload_mb=2, timeout_s=120))
+    with BackgroundServer(app) as running:
+        running.engine = engine
+        yield running
+    engine.close()
+
+
+@pytest.fixture()
+def client(server):
+    """OpenAI's official client pointed at :func:`server`."""
+    import openai
+
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=SERVE_KEY, max_retries=0, timeout=120)

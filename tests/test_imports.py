@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"config", "registry", "batch", "data", "models", "eval"},
     "infer": {"config", "registry", "batch", "data", "models", "eval", "train", "assets"},
     "app": {"config", "registry", "batch", "data", "models", "eval", "train", "infer", "prepare", "assets", "recipe_files"},
-    "cli": {"config", "registry", "batch", "data", "models", "eval", "train", "infer", "prepare", "assets", "app", "recipe_files"},
+    "serve": {"config", "registry", "batch", "data", "models", "eval", "train", "infer", "assets"},
+    "cli": {"config", "registry", "batch", "data", "models", "eval", "train", "infer", "prepare", "assets", "app", "serve", "recipe_files"},
     "__main__": {"cli"},
 }
 

@@ -30,12 +30,12 @@ from slamkit.data.audio import load_audio
 from slamkit.data.manifest import read_manifest, write_manifest
 from slamkit.infer.score import score_file
 from slamkit.infer.decode import decode_manifest, load_run
+from slamkit.infer.reference import reference_run_dir
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.loop import train
 
 log = logging.getLogger("slamkit")
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/slamkit: the shipped reference adapters live in reference/
 ENCODER_ASSETS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
 EVAL_SETS = ("synthetic", "asterisk", "librivox")
 
@@ -198,12 +198,6 @@ def wer_by_checkpoint(run_dir: Path, manifest: Path, out: Path, after_step: int 
         scores = decode_sets(run_dir, {"curve": manifest}, out / f"step_{info.step:08d}", checkpoint=str(info.path))
         curve.append({"step": info.step, "wer": scores["curve"]["wer"]})
     return curve
-
-
-def reference_run_dir(encoder: str) -> Path | None:
-    """The shipped reference adapter for ``encoder`` (a run directory inside the package), if any."""
-    folder = PACKAGE_DIR / "reference" / f"demo_asr_{encoder.replace('.', '_')}"
-    return folder if ckpt.latest_checkpoint(folder) is not None else None
 
 
 def whisper_decode(model_dir: Path, sets: dict[str, Path], out: Path) -> dict[str, dict]:
