@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -186,15 +187,17 @@ class SpeechLLM(nn.Module):
         return head(hidden[:, :-1][mask])
 
     @torch.no_grad()
-    def generate(self, batch: Batch, cfg: DecodeConfig) -> list[str]:
-        """Decode a left-padded batch (no targets in ``input_ids``) to text."""
+    def generate(self, batch: Batch, cfg: DecodeConfig, streamer: Any = None) -> list[str]:
+        """Decode a left-padded batch (no targets in ``input_ids``) to text. ``streamer`` (greedy
+        decoding only): a transformers ``BaseStreamer`` handed each step's new tokens ``[b]``."""
         embeds = self.inputs_embeds(batch)
         tok = self.prompts.tokenizer
+        extra = {"streamer": streamer} if streamer is not None else {}
         out = self.llm.generate(
             inputs_embeds=embeds, attention_mask=batch.attention_mask, max_new_tokens=cfg.max_new_tokens,
             do_sample=False, num_beams=cfg.beam_size, length_penalty=cfg.length_penalty,
             repetition_penalty=cfg.repetition_penalty, no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **self._suppress(),
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **self._suppress(), **extra,
         )
         return [self.prompts.decode(row.tolist()) for row in out]
 

@@ -53,7 +53,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
     metrics = ServerMetrics(lambda: engine.batcher.depth)
     engine.on_batch.append(metrics.batch_size.observe)
     created = int(time.time())
-    app = FastAPI(title="slamkit", summary="OpenAI-compatible speech and audio LLM server", version="1")
+    # no /docs or /redoc: their pages load scripts from a CDN; the schema is at /openapi.json
+    app = FastAPI(title="slamkit", summary="OpenAI-compatible speech and audio LLM server", version="1", docs_url=None, redoc_url=None)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

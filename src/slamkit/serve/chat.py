@@ -7,8 +7,8 @@ asks). With no text the run's task prompt is used; a ``task`` field in the body 
 ``extra_body={"task": "aac"}`` in OpenAI's client) picks another registered task's prompt.
 
 ``stream: true`` answers with server-sent events in OpenAI's ``chat.completion.chunk`` shape: a
-role chunk, one content chunk per decoded segment (a long clip streams segment by segment as the
-batcher finishes them), a final chunk with ``finish_reason``, an optional usage chunk
+role chunk, the text as it is generated (token by token with greedy decoding, a segment at a time
+with beam search; :mod:`slamkit.serve.streaming`), a final chunk with ``finish_reason``, an optional usage chunk
 (``stream_options.include_usage``) and ``data: [DONE]``.
 """
 
@@ -27,12 +27,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from slamkit.data.tasks import TASKS
-from slamkit.infer.longform import join_segments
 from slamkit.serve.batcher import QueueFull
 from slamkit.serve.engine import Clip, Engine
 from slamkit.serve.errors import ApiError, error_body
 from slamkit.serve.metrics import ServerMetrics
-from slamkit.serve.requests import ServeSettings, check_model, open_clip, queue_full, timed_out
+from slamkit.serve.requests import ServeSettings, check_model, open_clip, queue_full, run_clip, timed_out
 
 AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg", "webm", "m4a")
 
@@ -94,71 +93,62 @@ def add_chat_route(app: FastAPI, engine: Engine, settings: ServeSettings, metric
         path, duration = await open_clip(engine, data, f"input_audio.{fmt}")
         metrics.audio_seconds.inc(duration)
         clip = Clip(path, duration, prompt=prompt, task=task)
+        prompt_tokens = engine.count_tokens(prompt or "")
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if not body.get("stream"):
+            text = (await run_clip(engine, clip, settings)).text
+            completion = engine.count_tokens(text)
+            return JSONResponse({
+                "id": cid, "object": "chat.completion", "created": created, "model": engine.name,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+            })
         try:
             records = await asyncio.to_thread(engine.plan, clip)
-            stream = engine.segments(clip, records, settings.timeout_s)
-            first = await _first(stream, settings)  # queue-full and timeouts before any byte is sent
+            pieces = engine.stream(records, settings.timeout_s)
+            first = await _first(pieces, settings)  # queue-full and timeouts answer with a status, before any byte is sent
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        prompt_tokens = engine.count_tokens(prompt or "")
-        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if body.get("stream"):
-            usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(_events(engine, stream, first, clip, cid, created, prompt_tokens, usage, settings),
-                                     media_type="text/event-stream")
-        try:
-            parts = ([first] if first else []) + [p async for p in stream]
-        except asyncio.TimeoutError:
-            raise timed_out(settings) from None
-        finally:
-            path.unlink(missing_ok=True)
-        text, _ = join_segments(parts)
-        completion = engine.count_tokens(text)
-        return JSONResponse({
-            "id": cid, "object": "chat.completion", "created": created, "model": engine.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
-        })
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(_events(engine, pieces, first, clip, cid, created, prompt_tokens, usage, settings),
+                                 media_type="text/event-stream")
 
 
-async def _first(stream: AsyncIterator, settings: ServeSettings) -> Any:
-    """The first segment of ``stream`` (None when there is none), as HTTP errors."""
+async def _first(pieces: AsyncIterator[str], settings: ServeSettings) -> str | None:
+    """The first text piece (None when there is none), as HTTP errors."""
     try:
-        return await anext(stream, None)
+        return await anext(pieces, None)
     except QueueFull as exc:
         raise queue_full(exc, settings) from None
     except asyncio.TimeoutError:
         raise timed_out(settings) from None
 
 
-async def _events(engine: Engine, stream: AsyncIterator, first: Any, clip: Clip, cid: str, created: int, prompt_tokens: int,
-                  usage: bool, settings: ServeSettings) -> AsyncIterator[str]:
+async def _events(engine: Engine, pieces: AsyncIterator[str], first: str | None, clip: Clip, cid: str, created: int,
+                  prompt_tokens: int, usage: bool, settings: ServeSettings) -> AsyncIterator[str]:
     """The SSE frames of a streamed answer; the clip's file is deleted when it ends."""
     texts: list[str] = []
     try:
         yield _chunk(cid, created, engine.name, {"role": "assistant", "content": ""})
-        pending = [first] if first else []
         try:
-            async for part in _chain(pending, stream):
-                text = part[1].strip()
-                if text:
-                    yield _chunk(cid, created, engine.name, {"content": (" " if texts else "") + text})
-                    texts.append(text)
+            async for piece in _chain([first] if first else [], pieces):
+                yield _chunk(cid, created, engine.name, {"content": piece})
+                texts.append(piece)
         except asyncio.TimeoutError:
             err = timed_out(settings)
-            body = error_body(err.status, err.message, err.code)
-            yield f"data: {json.dumps(body)}\n\n"
+            yield f"data: {json.dumps(error_body(err.status, err.message, err.code))}\n\n"
             return
         yield _chunk(cid, created, engine.name, {}, "stop")
         if usage:
-            completion = engine.count_tokens(" ".join(texts))
+            completion = engine.count_tokens("".join(texts))
             payload = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.name, "choices": [],
                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                                  "total_tokens": prompt_tokens + completion}}
             yield f"data: {json.dumps(payload)}\n\n"
         yield "data: [DONE]\n\n"
     finally:
+        await pieces.aclose()
         clip.path.unlink(missing_ok=True)
 
 

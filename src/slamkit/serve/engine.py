@@ -26,6 +26,7 @@ from slamkit.infer.longform import join_segments, plan_segments, segment_window
 from slamkit.infer.reference import reference_run_dir
 from slamkit.infer.segment import Span
 from slamkit.serve.batcher import Batcher
+from slamkit.serve.streaming import Listener, RowStreamer, text_deltas
 from slamkit.serve.upload import open_upload
 from slamkit.train.data import build_loader
 from slamkit.train.distributed import autocast
@@ -77,6 +78,7 @@ class Engine:
         self._tmp = tempfile.TemporaryDirectory(prefix="slamkit-serve-")
         self.folder = Path(self._tmp.name)
         self.on_batch: list[Callable[[int], None]] = []  # called with each decoded batch's size (metrics)
+        self._listeners: dict[str, Listener] = {}  # record key -> its streaming request's token listener
         self.batcher: Batcher[Record] = Batcher(self.decode_records, max_batch, max_wait_ms, max_queue, self._batch_done)
         autocast(self.cfg.decode.precision, self.device, "decode.precision")  # a bad setting fails at start-up
         log.info("serving %s (%s) on %s; segments of at most %.0f s", self.name, run_dir, self.device, self.window)
@@ -116,6 +118,28 @@ class Engine:
             for future in futures:
                 future.cancel()
 
+    async def stream(self, records: list[Record], timeout: float | None = None) -> AsyncIterator[str]:
+        """The records' joined text in pieces, token by token where decoding is greedy
+        (:mod:`slamkit.serve.streaming`); raises :class:`~slamkit.serve.batcher.QueueFull` or
+        :class:`asyncio.TimeoutError`; stopping early cancels what is not decoded yet."""
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue = asyncio.Queue()
+        for i, rec in enumerate(records):
+            self._listeners[rec.key] = lambda ids, i=i: loop.call_soon_threadsafe(updates.put_nowait, (i, ids))
+        try:
+            futures = self.batcher.submit(records)
+            for i, future in enumerate(futures):
+                future.add_done_callback(lambda _, i=i: loop.call_soon_threadsafe(updates.put_nowait, (i, None)))
+            try:
+                async for piece in text_deltas(futures, updates, self.model.prompts.decode, timeout):
+                    yield piece
+            finally:
+                for future in futures:
+                    future.cancel()
+        finally:
+            for rec in records:
+                self._listeners.pop(rec.key, None)
+
     async def transcribe(self, clip: Clip, timeout: float | None = None) -> Transcript:
         """Decode every segment of ``clip`` (batched with other requests' segments) and join them."""
         records = await asyncio.to_thread(self.plan, clip)
@@ -135,8 +159,12 @@ class Engine:
         batch = loader.collator(examples)
         texts: dict[str, str] = {}
         if batch.keys:
+            listeners = [self._listeners.get(key) for key in batch.keys]
+            streamer = None
+            if self.cfg.decode.beam_size == 1 and any(listeners):
+                streamer = RowStreamer(listeners, self.model.prompts.tokenizer.eos_token_id)
             with autocast(self.cfg.decode.precision, self.device, "decode.precision"):
-                texts = dict(zip(batch.keys, self.model.generate(batch.to(self.device), self.cfg.decode)))
+                texts = dict(zip(batch.keys, self.model.generate(batch.to(self.device), self.cfg.decode, streamer)))
         missing = [r.key for r in records if r.key not in texts]
         if missing:  # the upload was checked when it arrived: only a file changed since could fail here
             log.warning("%d clip(s) of a batch could not be loaded", len(missing))
