@@ -84,3 +84,22 @@ def test_models_health_and_metrics(server) -> None:
     text = httpx.get(server.url + "/metrics").text
     assert 'slamkit_requests_total{endpoint="/health",status="200"}' in text
     assert "slamkit_batch_size_bucket" in text and "slamkit_queue_depth" in text and "slamkit_request_seconds_bucket" in text
+
+
+def test_a_biasing_run_takes_the_transcription_prompt_as_its_word_list(tiny_run, clips) -> None:
+    from slamkit.data.tasks import prompt_resolver
+    from slamkit.serve.engine import Clip, Engine
+
+    engine = Engine(str(tiny_run), ["data.task=asr_biasing", "data.prompt=Hotwords: {biasing_words}. Transcribe."])
+    try:
+        fields = engine.prompt_fields("Elinor, Marianne Dashwood")
+        assert fields == {"biasing_words": ["Elinor", "Marianne", "Dashwood"]}
+        [record] = engine.plan(Clip(clips[0], 1.0, extra=fields))
+        assert prompt_resolver(engine.cfg)(record) == "Hotwords: Elinor, Marianne, Dashwood. Transcribe."
+    finally:
+        engine.close()
+    plain = Engine(str(tiny_run))
+    try:
+        assert plain.prompt_fields("Elinor") == {}, "an ASR run's prompt is Transcribe.: the request's prompt is not used"
+    finally:
+        plain.close()

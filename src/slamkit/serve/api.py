@@ -103,8 +103,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         check_transcription_options(response_format, temperature, granularities or [])
         path, duration = await open_clip(engine, await file.read(), file.filename or "upload")
         metrics.audio_seconds.inc(duration)
-        extra = {"biasing_words": prompt.replace(",", " ").split()} if prompt and "{biasing_words}" in engine.tasks[engine.cfg.data.task] else {}
-        transcript = await run_clip(engine, Clip(path, duration, extra=extra), settings)
+        transcript = await run_clip(engine, Clip(path, duration, extra=engine.prompt_fields(prompt)), settings)
         out = render(response_format, transcript.text, transcript.duration, transcript.segments)
         if isinstance(out.body, dict):
             return JSONResponse(out.body)

@@ -89,6 +89,14 @@ class Engine:
         names = [self.cfg.data.task] + [n for n in TASKS.names() if n != self.cfg.data.task]
         return {n: TASKS.get(n).prompt for n in names}
 
+    def prompt_fields(self, prompt: str | None) -> dict:
+        """Record fields from a transcription request's ``prompt``: its words become ``biasing_words``
+        when the run's prompt asks for them (contextual biasing); otherwise the prompt is not used."""
+        template = self.cfg.data.prompt if self.cfg.data.prompt is not None else TASKS.get(self.cfg.data.task).prompt
+        if not prompt or "{biasing_words}" not in template:
+            return {}
+        return {"biasing_words": prompt.replace(",", " ").split()}
+
     def open(self, data: bytes, filename: str) -> tuple[Path, float]:
         """Store and check an upload (:func:`slamkit.serve.upload.open_upload`)."""
         return open_upload(data, filename, self.folder, self.sample_rate)
