@@ -106,6 +106,7 @@ class LLMConfig:
     audio_position: Literal["before", "after"] = _f("before", "Audio before or after the prompt text.")
     audio_token: str = _f("<|audio|>", "Placeholder token added to the tokenizer for audio positions.")
     init_seed: int = _f(0, "Seed for random weights of a preset LLM.")
+    full_logits: bool = _f(False, "Run the output head over every position, then keep the target positions (what the original SLAM-LLM computes: the same loss, more work; `slamkit bench train` uses it for the original's path). false: the head runs only where a target is predicted.")
 
 
 @dataclass

@@ -106,3 +106,21 @@ def test_missing_llm_directory_is_clear(tmp_path):
         build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path}"]))
     with pytest.raises(FileNotFoundError, match="no such directory"):
         build_model(load_config(TINY_RECIPE, [f"model.llm.path={tmp_path / 'nope' / 'deeper'}"]))
+
+
+def test_full_logits_computes_the_same_target_logits(model):
+    """model.llm.full_logits (the original's head over every position) changes the work, not the result."""
+    prompts = model.prompts
+    examples = [Example(f"k{i}", torch.randn(4000 * (i + 1)).numpy(), prompts.prompt_ids("hi"), prompts.target_ids("a b c"[: 2 * i + 1]),
+                        "x") for i in range(3)]
+    batch = Collator(model.audio_token_id, prompts.tokenizer.pad_token_id, model.token_counter())(examples)
+    with torch.no_grad():
+        targets_only = model(batch)
+        model.full_logits = True
+        try:
+            full = model(batch)
+        finally:
+            model.full_logits = False
+    assert targets_only.logits.shape == full.logits.shape and targets_only.logits.shape[0] == int((batch.labels != -100).sum())
+    torch.testing.assert_close(full.logits, targets_only.logits, rtol=1e-5, atol=1e-5)
+    assert torch.equal(full.targets, targets_only.targets)

@@ -57,6 +57,7 @@ class SpeechLLM(nn.Module):
         self.audio_token_id = prompts.audio_token_id
         self.train_encoder = any(p.requires_grad for p in encoder.parameters())
         self.feature_cache: FeatureCache | None = None
+        self.full_logits = False  # model.llm.full_logits: the output head over every position
         self._cache_spec: tuple[str, str, str] | None = None  # (root, config fingerprint, dtype)
 
     # ---- lengths -------------------------------------------------------------------------
@@ -178,10 +179,11 @@ class SpeechLLM(nn.Module):
 
         The output head runs only where a target is predicted (a third of the positions or
         fewer): with a 49 k vocabulary the head over every position costs a fifth of a step.
-        Models whose head is more than a linear layer (logit soft-capping) take the full path.
+        Models whose head is more than a linear layer (logit soft-capping) take the full path, as
+        does ``model.llm.full_logits`` (the original's computation, for benchmarks).
         """
         body, head = getattr(self.llm, "model", None), self.llm.get_output_embeddings()
-        if body is None or head is None or getattr(self.llm.config, "final_logit_softcapping", None):
+        if self.full_logits or body is None or head is None or getattr(self.llm.config, "final_logit_softcapping", None):
             return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask]
         hidden = body(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return head(hidden[:, :-1][mask])
@@ -251,6 +253,7 @@ def build_model(cfg: Config) -> SpeechLLM:
     for part in (encoder, projector, llm):
         keep_trainable_fp32(part)
     model = SpeechLLM(encoder, projector, llm, PromptBuilder(tokenizer, m.llm))
+    model.full_logits = m.llm.full_logits
     if m.encoder.cache_dir:
         model.attach_feature_cache(m.encoder)
     return model
