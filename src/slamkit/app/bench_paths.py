@@ -125,3 +125,25 @@ def first_batch_losses(original: Config, slamkit: Config, corpus: CorpusLike) ->
             out = model(batch)
             losses.append(float(F.cross_entropy(out.logits.float(), out.targets)))
     return losses[0], losses[1]
+
+
+def profile_top(cfg: Config, manifest: Path, batches: int = 4, top: int = 12) -> list[dict]:
+    """``torch.profiler``'s top operators by self time over ``batches`` warm training steps of ``cfg``'s path
+    (the feature cache filled by one epoch first): where slamkit's step spends its time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with tempfile.TemporaryDirectory(prefix="slamkit-profile-") as tmp:
+        cfg, model, loader = _model_and_loader(cfg, manifest, Path(tmp))
+        for batch in loader.dataloader():  # warm: the cache, the allocator, the kernels
+            _step(cfg, model, batch)
+        loader.sampler.set_epoch(1)
+        chosen = [b for _, b in zip(range(batches), loader.dataloader())]
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+        with profile(activities=activities) as prof:
+            for batch in chosen:
+                _step(cfg, model, batch)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [{"op": e.key, "calls": e.count, "self_ms": round(e.self_cpu_time_total / 1000, 1),
+             "share": round(e.self_cpu_time_total / total, 3)} for e in events[:top]]

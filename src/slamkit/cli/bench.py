@@ -52,7 +52,7 @@ def _bench_train(args: argparse.Namespace) -> int:
 
     steps, batch = (QUICK["steps"], QUICK["batch"]) if args.quick else (args.steps, args.batch)
     result = bench_train(args.encoder, args.llm, steps, batch, args.mix, args.device,
-                         progress=lambda label: print(label, file=sys.stderr))
+                         progress=lambda label: print(label, file=sys.stderr), profile=args.profile)
     _emit(result, format_train(result), args)
     return 0
 
@@ -104,6 +104,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--asterisk", type=int, default=60, help="decode: Asterisk prompts beside the 5 LibriVox clips (default 60)")
     p.add_argument("--device", default="cpu", help="train/decode: cpu | cuda (default cpu)")
     p.add_argument("--quick", action="store_true", help="train/decode: a small run (minutes on 2 CPU cores)")
+    p.add_argument("--profile", action="store_true", help="train: also print torch.profiler's top operators of slamkit's warm step")
     p.add_argument("--json", action="store_true", help="train/decode: print one JSON object instead of the table")
     p.add_argument("overrides", nargs="*", help="serve: key=value overrides of the run's config, e.g. decode.beam_size=1")
     p.set_defaults(func=cmd_bench)
