@@ -45,9 +45,10 @@ PATHS: dict[str, Path_] = {
     "original": Path_("the original's path (30 s padding, random batches, no cache, full logits, fp32)",
                       lambda root, fastest: ["data.bucket=false", "model.encoder.cache_dir=null", "model.llm.full_logits=true",
                                              "train.precision=fp32"], 1),
+    # bf16: the frozen LLM is also stored in bf16 (no per-step casts of its weights; LoRA and the projector stay fp32)
     "slamkit": Path_("slamkit's path (real length, buckets, feature cache, target logits)",
                      lambda root, fastest: ["data.bucket=true", f"model.encoder.cache_dir={root / 'cache'}", "model.llm.full_logits=false",
-                                            f"train.precision={fastest}"], 2),
+                                            f"train.precision={fastest}", *(["model.llm.dtype=bfloat16"] if fastest == "bf16" else [])], 2),
 }
 
 
