@@ -63,3 +63,21 @@ def test_decode_precision_bf16_decodes_and_fp16_on_cpu_is_refused(tmp_path, tone
     assert len(out.read_text().splitlines()) == 6
     with pytest.raises(ValueError, match="decode.precision=fp16"):
         decode(run, tone_corpus["valid"], tmp_path / "fp16.jsonl", ["decode.precision=fp16"])
+
+
+def test_bf16_decoding_stores_the_llm_in_bf16_and_gives_autocasts_texts(run_dir, tone_corpus, tmp_path):
+    """decode.precision=bf16 keeps the LLM's weights in bf16 (no cast of every weight at every token): the texts
+    are those of bf16 autocast over the fp32 weights."""
+    import torch
+
+    from slamkit.infer.decode import decode_manifest, load_run
+
+    cfg, model = load_run(run_dir, ["decode.precision=bf16", "decode.max_new_tokens=24"])
+    assert {p.dtype for p in model.llm.parameters()} == {torch.bfloat16}
+    stored = tmp_path / "stored.jsonl"
+    decode_manifest(cfg, model, tone_corpus["train"], stored)
+    cfg32, model32 = load_run(run_dir, ["decode.max_new_tokens=24"])
+    cfg32.decode.precision = "bf16"  # autocast over the fp32 weights, as before the cast
+    cast_each_step = tmp_path / "autocast.jsonl"
+    decode_manifest(cfg32, model32, tone_corpus["train"], cast_each_step)
+    assert _read(stored) == _read(cast_each_step)

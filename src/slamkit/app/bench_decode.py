@@ -9,7 +9,8 @@ subset of the Asterisk prompts, resampled to 16 kHz); the model is the shipped r
 (a') the same one clip at a time on the real length (no padding): the gain of batching alone, at
     the same WER (batched greedy decoding gives the texts batch size 1 gives);
 (b) **slamkit's** `slamkit decode`: real length, batches of ``decode.batch_size`` clips of similar
-    length, left-padded, with the KV cache;
+    length, left-padded, with the KV cache; in fp32 (the same texts as batch size 1), and in bf16 when
+    this machine multiplies bf16 faster (``decode.precision=bf16``: the LLM stored in bf16);
 (c) **faster-whisper** (CTranslate2, int8) with the same Whisper checkpoint: what a pure-ASR user
     would run instead.
 
@@ -28,7 +29,9 @@ from typing import Callable
 
 import numpy as np
 import soundfile as sf
+import torch
 
+from slamkit.app.bench_paths import matmul_peak
 from slamkit.app.demo import whisper_decode
 from slamkit.assets import asset_path
 from slamkit.data.audio import load_audio
@@ -95,8 +98,14 @@ def bench_decode(encoder: str = "tiny.en", asterisk: int = 60, device: str = "cp
         t_a, s_a = _timed_decode(run, [*WHOLE, "decode.batch_size=1"], padded, root / "a.hyp.jsonl", device)
         progress("(a') one clip at a time, real length …")
         t_one, s_one = _timed_decode(run, [*WHOLE, "decode.batch_size=1"], real, root / "a1.hyp.jsonl", device)
-        progress("(b) slamkit's batched decoding …")
-        t_b, s_b = _timed_decode(run, WHOLE, real, root / "b.hyp.jsonl", device)
+        progress("(b) slamkit's batched decoding, fp32 …")
+        t_b32, s_b32 = _timed_decode(run, WHOLE, real, root / "b32.hyp.jsonl", device)
+        fastest = "bf16" if matmul_peak(torch.device(device), "bf16") > 1.1 * matmul_peak(torch.device(device), "fp32") else "fp32"
+        if fastest == "fp32":
+            t_b, s_b = t_b32, s_b32
+        else:
+            progress(f"(b) slamkit's batched decoding, {fastest} …")
+            t_b, s_b = _timed_decode(run, [*WHOLE, f"decode.precision={fastest}"], real, root / "b.hyp.jsonl", device)
         progress("(c) faster-whisper …")
         whisper = asset_path(f"whisper-{encoder}")
         whisper_decode(whisper, {"warm": _first_line(real, root / "warm.jsonl")}, root / "c-warm")
@@ -108,6 +117,8 @@ def bench_decode(encoder: str = "tiny.en", asterisk: int = 60, device: str = "cp
         "rtfx_original": round(seconds / t_a, 2), "rtfx_slamkit": round(seconds / t_b, 2), "rtfx_faster_whisper": round(seconds / c["seconds"], 2),
         "speedup_vs_original": round(t_a / t_b, 2), "rtfx_one_at_a_time": round(seconds / t_one, 2),
         "speedup_vs_one_at_a_time": round(t_one / t_b, 2), "wer_one_at_a_time": round(s_one["wer"], 4),
+        "precision_slamkit": fastest, "rtfx_slamkit_fp32": round(seconds / t_b32, 2), "wer_slamkit_fp32": round(s_b32["wer"], 4),
+        "speedup_fp32_vs_one_at_a_time": round(t_one / t_b32, 2),
         "wer_original": round(s_a["wer"], 4), "wer_slamkit": round(s_b["wer"], 4), "wer_faster_whisper": round(c["wer"], 4),
     }
 
@@ -118,8 +129,12 @@ def format_decode(r: dict) -> str:
              f"{r['device']}, {r['date']}", "", "| decoding | RTFx | WER |", "|---|---|---|",
              f"| (a) the original's: one clip at a time, padded to 30 s | {r['rtfx_original']} | {r['wer_original']:.1%} |",
              f"| (a') one clip at a time, real length | {r['rtfx_one_at_a_time']} | {r['wer_one_at_a_time']:.1%} |",
-             f"| (b) slamkit decode: batches of {r['batch_size_slamkit']}, real length | {r['rtfx_slamkit']} | {r['wer_slamkit']:.1%} |",
+             f"| (b) slamkit decode: batches of {r['batch_size_slamkit']}, real length, fp32 | {r['rtfx_slamkit_fp32']} | "
+             f"{r['wer_slamkit_fp32']:.1%} |",
+             *([f"| (b) the same in {r['precision_slamkit']} (this machine's faster precision; the LLM stored in it) | "
+                f"{r['rtfx_slamkit']} | {r['wer_slamkit']:.1%} |"] if r["precision_slamkit"] != "fp32" else []),
              f"| (c) faster-whisper, same Whisper checkpoint, int8 | {r['rtfx_faster_whisper']} | {r['wer_faster_whisper']:.1%} |",
              "", f"slamkit / original: {r['speedup_vs_original']}x; slamkit / one at a time at the same length: "
-             f"{r['speedup_vs_one_at_a_time']}x (same text: batched greedy decoding equals batch 1)"]
+             f"{r['speedup_vs_one_at_a_time']}x ({r['speedup_fp32_vs_one_at_a_time']}x from batching alone, with the same text: "
+             "batched greedy decoding equals batch 1)"]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STRATEGIES = ("auto", "single", "ddp", "fsdp")
 
 
@@ -56,7 +56,7 @@ def autocast(precision: str, device: torch.device, key: str = "train.precision")
     """Autocast context for ``precision`` (fp32 = no autocast); ``key`` names the setting in errors."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    dtype = _AUTOCAST_DTYPES[precision]
+    dtype = AUTOCAST_DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
         raise ValueError(f"{key}=fp16 is not supported on CPU; use bf16 or fp32")
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -246,7 +246,7 @@ def _fully_shard(model: nn.Module, device: torch.device, world: int, precision: 
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(device.type, (world,))
-    policy = MixedPrecisionPolicy(param_dtype=_AUTOCAST_DTYPES.get(precision), reduce_dtype=torch.float32)
+    policy = MixedPrecisionPolicy(param_dtype=AUTOCAST_DTYPES.get(precision), reduce_dtype=torch.float32)
     for unit in shard_units(model):
         fully_shard(unit, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
