@@ -22,12 +22,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Reference files and real assets the tests compare against: openai-whisper's front end, the
-# Debian speech data, the GGUF LLM, the TTS programs (apt, when root). Best effort: without them
-# those tests are skipped with the reason.
+# Debian speech data, the GGUF LLM, the TTS programs (apt, when root). On a laptop this is best
+# effort (the tests that need a missing one are skipped with the reason); under CI=true a failure
+# here fails the run, and so does any skipped test (tests/conftest.py).
 ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng sonic-pi-samples
 reference: setup
-	-PYTHON=$(BIN)/python bash scripts/fetch_reference.sh
-	-for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || exit 1; done
+	PYTHON=$(BIN)/python bash scripts/fetch_reference.sh || [ "$$CI" != "true" ]
+	for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || { echo "asset $$a could not be installed" >&2; [ "$$CI" != "true" ] || exit 1; }; done
 
 test: setup reference
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -124,3 +124,12 @@ def test_update_config_reference_replaces_only_the_block():
     assert update_config_reference(updated) == updated
     with pytest.raises(ValueError, match="before"):
         update_config_reference(f"{CONFIG_REFERENCE_END}\n{CONFIG_REFERENCE_BEGIN}\n")
+
+
+def test_llm_dtype_is_checked_by_name() -> None:
+    from slamkit.config import load_config
+
+    from conftest import TINY_RECIPE
+
+    with pytest.raises(ValueError, match="model.llm.dtype"):
+        load_config(TINY_RECIPE, ["model.llm.dtype=bf16"])

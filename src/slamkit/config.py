@@ -99,7 +99,7 @@ class LLMConfig:
     path: str | None = _f(None, "A Hugging Face directory, a .gguf file (dequantised once, then cached), asset:NAME/FILE, or a hub id (a hub id downloads); null builds `preset`.")
     preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (tiny: 2-layer Llama + byte tokenizer; `slamkit list llm-presets`).")
     trainable: Trainability = _f("lora", "frozen | lora | full.")
-    dtype: str = _f("float32", "Weights dtype when loading: float32 | bfloat16 | float16.")
+    dtype: Literal["float32", "bfloat16", "float16"] = _f("float32", "Weights dtype when loading: float32 | bfloat16 | float16.")
     use_chat_template: bool = _f(True, "Build the prompt with the tokenizer's chat template when it has one.")
     system_prompt: str | None = _f("", "System message for chat templates; null lets the template insert its default.")
     plain_template: str = _f("USER: {content}\nASSISTANT: ", "Template when no chat template is used; {content} is audio + prompt.")
