@@ -26,6 +26,14 @@ def test_the_paper_tasks_are_registered() -> None:
     assert TASKS.get("asr_biasing").metric == "bwer"
 
 
+def test_every_task_metric_is_registered() -> None:
+    """`slamkit score` looks each task's metric up: a task naming an unregistered metric cannot be scored."""
+    from slamkit.eval.scoring import METRICS
+
+    missing = {name: TASKS.get(name).metric for name in TASKS.names() if TASKS.get(name).metric not in METRICS}
+    assert not missing, f"tasks whose metric is not registered: {missing}"
+
+
 def test_prompt_precedence() -> None:
     assert resolve_prompt(_rec(), "asr", None) == "Transcribe the speech."
     assert resolve_prompt(_rec(), "aac", None) == TASKS.get("aac").prompt

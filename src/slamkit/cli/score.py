@@ -30,7 +30,7 @@ def register(subparsers: Subparsers) -> None:
     """Add ``score`` and ``normalize``."""
     p = subparsers.add_parser("score", help="score a hypothesis JSONL ({key, hyp, ref} lines); prints one JSON object")
     p.add_argument("hyps", help="JSONL written by `slamkit decode`")
-    p.add_argument("--metric", default=None, help="wer | cer | bwer (WER, B-WER, U-WER; lines carry biasing_words) | caption (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; needs Java); default: the lines' task (`slamkit decode` writes it), else wer")
+    p.add_argument("--metric", default=None, help="wer | cer | bwer (WER, B-WER, U-WER; lines carry biasing_words) | caption (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; needs Java) | bleu (corpus BLEU and chrF, sacrebleu; speech translation); default: the lines' task (`slamkit decode` writes it), else wer")
     p.add_argument("--normalizer", default=None, help="whisper (Whisper's English rules; default for wer/cer), librispeech (default for bwer), basic or none")
     p.set_defaults(func=cmd_score)
 

@@ -3,7 +3,7 @@ and the registry of metrics that score them (:data:`METRICS`).
 
 Every error names ``file:line``. Metrics register here from their own modules (``wer``/``cer`` in
 :mod:`~slamkit.eval.metrics`, ``bwer`` in :mod:`~slamkit.eval.bwer`, ``caption`` in
-:mod:`~slamkit.eval.caption`); :mod:`~slamkit.eval.scoring` imports them all.
+:mod:`~slamkit.eval.caption`, ``bleu`` in :mod:`~slamkit.eval.translation`); :mod:`~slamkit.eval.scoring` imports them all.
 """
 
 from __future__ import annotations

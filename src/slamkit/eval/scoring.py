@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence, Union
 from slamkit.eval import bwer as _bwer  # noqa: F401  (registers "bwer")
 from slamkit.eval import caption as _caption  # noqa: F401  (registers "caption")
 from slamkit.eval import metrics as _metrics  # noqa: F401  (registers "wer", "cer")
+from slamkit.eval import translation as _translation  # noqa: F401  (registers "bleu")
 from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_records
 from slamkit.eval.normalizer import DEFAULT_NORMALIZER, get_normalizer
 
@@ -27,7 +28,7 @@ def score_records(
 
 
 # Normaliser each metric uses unless one is named (B-WER matches words LibriSpeech-style; captions tokenise with PTB).
-METRIC_NORMALIZERS = {"bwer": "librispeech", "caption": "none"}
+METRIC_NORMALIZERS = {"bwer": "librispeech", "caption": "none", "bleu": "none"}
 
 
 def score_file(
