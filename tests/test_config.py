@@ -133,3 +133,13 @@ def test_llm_dtype_is_checked_by_name() -> None:
 
     with pytest.raises(ValueError, match="model.llm.dtype"):
         load_config(TINY_RECIPE, ["model.llm.dtype=bf16"])
+
+
+def test_projector_lora_is_refused_naming_the_key() -> None:
+    """LoRA targets the LLM's module names, which no projector has: the choice does not exist for the projector."""
+    from slamkit.config import load_config
+
+    from conftest import TINY_RECIPE
+
+    with pytest.raises(ValueError, match="model.projector.trainable"):
+        load_config(TINY_RECIPE, ["model.projector.trainable=lora"])

@@ -77,7 +77,7 @@ class ProjectorConfig:
     num_heads: int = _f(8, "qformer: attention heads.")
     window: int | None = _f(None, "qformer: frames per window for the windowed, time-ordered variant; null attends to all frames.")
     dropout: float = _f(0.0, "Dropout inside the projector.")
-    trainable: Trainability = _f("full", "frozen | lora | full.")
+    trainable: Literal["frozen", "full"] = _f("full", "frozen | full (the projector is small and trained in full; LoRA applies to the encoder and the LLM).")
     init_seed: int = _f(0, "Seed for the projector's initial weights.")
 
 
