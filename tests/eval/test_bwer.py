@@ -182,12 +182,15 @@ def test_case_and_punctuation_normalised_on_all_three_sides():
     assert none["wer"] == 1.0 and none["b_ref_words"] == 0  # exact tokens, as the official script
 
 
-def test_whisper_normalizer_rejected_and_multiword_biasing_entry_rejected():
+def test_whisper_normalizer_rejected_and_a_biasing_phrase_counts_each_of_its_words():
     assert BWER_NORMALIZERS.names() == ["librispeech", "none"]
     with pytest.raises(KeyError, match="librispeech"):
         bwer_scores([("a", "a", [])], normalizer="whisper")
-    with pytest.raises(ValueError, match="several words"):
-        bwer_scores([("new york", "new york", ["new-york"])])
+    # hotword lists hold phrases: each of the phrase's words is a biasing word ("new york" -> new, york)
+    phrase = bwer_scores([("flights to new york today", "flights to new work today", ["new york"])])
+    words = bwer_scores([("flights to new york today", "flights to new work today", ["new", "york"])])
+    assert phrase == words and phrase["b_ref_words"] == 2 and phrase["b_errors"] == 1 and phrase["u_errors"] == 0
+    assert bwer_scores([("new york", "new york", ["new-york"])])["b_ref_words"] == 2
 
 
 # --------------------------------------------------------------------------- files

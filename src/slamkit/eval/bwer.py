@@ -256,16 +256,11 @@ def _as_item(item: ItemLike, index: int) -> BiasingItem:
 
 
 def _normalized_bias(words: Iterable[str], norm: Callable[[str], str], where: str) -> set[str]:
-    """Normalise each biasing word; one that does not stay exactly one word is an error."""
+    """Normalise each biasing entry; a phrase ("new york", or "new-york" that normalises to two words)
+    makes each of its words a biasing word (hotword lists hold phrases; the scorer counts words)."""
     out: set[str] = set()
     for word in words:
-        tokens = norm(word).split()
-        if len(tokens) > 1:
-            raise ValueError(
-                f"{where}: biasing word {word!r} normalises to several words {tokens}; "
-                "list single words (phrases are not scored as units)"
-            )
-        out.update(tokens)
+        out.update(norm(word).split())
     return out
 
 
