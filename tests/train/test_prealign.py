@@ -76,6 +76,14 @@ def test_prealignment_trains_only_the_projector_then_everything(tmp_path, tone_c
     assert all(loss > 0 for loss in losses)
     # no validation during pre-alignment (step 2), only the final one
     assert [r["step"] for r in read_metrics(tmp_path / "pre") if "valid_loss" in r] == [3]
+    # "…then everything": past pre-alignment, ordinary steps train the LLM's LoRA too
+    both = train(tiny_config(tmp_path / "both", tone_corpus, *FAST, "train.max_steps=5", "train.prealign_steps=3",
+                             "train.valid_every=0"))
+    assert both.step == 5
+    rows = [r for r in read_metrics(tmp_path / "both") if "lr" in r]
+    assert [("prealign_loss" in r, "loss" in r) for r in rows] == [(True, False)] * 3 + [(False, True)] * 2
+    c = load_file(str(ckpt.latest_checkpoint(tmp_path / "both").path / "model.safetensors"))
+    assert not all(torch.allclose(c[k], b[k], atol=1e-6) for k in lora), "ordinary steps after pre-alignment move the LoRA"
 
 
 def test_resume_across_the_end_of_prealignment_is_exact(tmp_path, tone_corpus) -> None:
