@@ -39,7 +39,7 @@ README = REPO / "README.md"
 # width 48 keeps 4+ dims per head for any head count the recipes use (8 or 12).
 TINY = (
     "model.encoder.path=null", "model.encoder.preset=test", "model.encoder.cache_dir=null",
-    "model.llm.path=null", "model.llm.preset=tiny", "model.llm.dtype=float32",
+    "model.llm.path=null", "model.llm.preset=tiny",  # the recipe's own dtype: the paper recipes load the LLM in bf16
     "model.projector.hidden=48", "model.projector.num_layers=2",
     "data.batch_size=2", "data.batch_seconds=null", "data.num_workers=0",
 )
@@ -170,6 +170,10 @@ def test_recipe_trains_one_step_at_tiny_size(recipe: Path, tiny_data: dict[str, 
     assert has_gradient(trainable, "projector."), "the projector gets no gradient"
     if cfg.model.llm.trainable == "lora":
         assert has_gradient(trainable, "llm.", "lora_"), "LoRA on the LLM gets no gradient"
+    # the recipe's own LLM dtype is what runs (the paper recipes: a bf16 base), and what trains stays fp32
+    frozen = {p.dtype for n, p in model.llm.named_parameters() if not p.requires_grad}
+    assert frozen <= {getattr(torch, cfg.model.llm.dtype)}, (cfg.model.llm.dtype, frozen)
+    assert all(p.dtype == torch.float32 for p in trainable.values())
 
 
 def test_paper_recipes_are_recognised() -> None:
