@@ -81,3 +81,25 @@ def test_bf16_decoding_stores_the_llm_in_bf16_and_gives_autocasts_texts(run_dir,
     cast_each_step = tmp_path / "autocast.jsonl"
     decode_manifest(cfg32, model32, tone_corpus["train"], cast_each_step)
     assert _read(stored) == _read(cast_each_step)
+
+
+def _repeats_a_bigram(text: str) -> bool:
+    """A token pair occurs twice (the tiny LLM's tokenizer maps each byte to one token; a text holding U+FFFD,
+    half a character, does not map back to its tokens and is left out)."""
+    if "\ufffd" in text:
+        return False
+    units = list(text.encode())
+    pairs = list(zip(units, units[1:]))
+    return len(pairs) != len(set(pairs))
+
+
+def test_no_repeat_ngram_and_repetition_penalty_change_the_output(run_dir, tone_corpus, tmp_path):
+    base = ["decode.max_new_tokens=30", "decode.batch_size=8"]
+    plain, banned, penalised = (tmp_path / f"{n}.jsonl" for n in ("plain", "banned", "penalised"))
+    decode(run_dir, tone_corpus["train"], plain, base)
+    decode(run_dir, tone_corpus["train"], banned, [*base, "decode.no_repeat_ngram_size=2"])
+    decode(run_dir, tone_corpus["train"], penalised, [*base, "decode.repetition_penalty=3.0"])
+    plain_hyps, banned_hyps = [r["hyp"] for r in _read(plain)], [r["hyp"] for r in _read(banned)]
+    assert sum(_repeats_a_bigram(h) for h in plain_hyps) >= 3, "the test needs outputs that repeat themselves"
+    assert not any(_repeats_a_bigram(h) for h in banned_hyps), [h for h in banned_hyps if _repeats_a_bigram(h)][:3]
+    assert [r["hyp"] for r in _read(penalised)] != plain_hyps, "repetition_penalty changes what is generated"
