@@ -90,14 +90,21 @@ def test_lr_schedule_shapes():
 
 
 @pytest.mark.slow
-def test_tiny_recipe_learns_to_transcribe(tmp_path, tone_corpus):
-    """Train the tiny recipe on 24 clips; decoding the training clips reaches WER <= 0.1."""
+def test_tiny_recipe_learns_to_transcribe_held_out_clips(tmp_path, tone_corpus):
+    """Train the tiny recipe on 160 clips for 600 steps: the training clips decode almost perfectly and clips it
+    never saw well above chance (measured: 0.0 and 0.57 WER; a model that only memorises its 24 clips scores 1.04
+    on held-out clips)."""
+    from slamkit.prepare.tones import make_tone_corpus
+
+    corpus = {"train": make_tone_corpus(tmp_path / "data", 160, seed=1, name="train"), "valid": tone_corpus["valid"]}
     run = tmp_path / "run"
-    train(tiny_config(run, tone_corpus, "train.max_steps=600"))
-    out = tmp_path / "hyp.jsonl"
-    decode(run, tone_corpus["train"], out)
-    score = score_file(out, normalizer="basic")
-    assert score["wer"] <= 0.1, score
+    train(tiny_config(run, corpus, "train.max_steps=600", "train.valid_every=0"))
+    scores = {}
+    for split in ("train", "valid"):
+        out = tmp_path / f"{split}.hyp.jsonl"
+        decode(run, corpus[split], out)
+        scores[split] = score_file(out, normalizer="basic")["wer"]
+    assert scores["train"] <= 0.1 and scores["valid"] <= 0.75, scores
 
 
 def test_bf16_autocast_trains_like_fp32(tmp_path, tone_corpus):
