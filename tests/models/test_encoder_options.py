@@ -45,9 +45,10 @@ def test_wavlm_attention_through_modules_matches_hugging_face() -> None:
     audio, lengths = _clips()
     with torch.no_grad():
         ours = enc(audio, lengths)[0]
-        for module in enc.model.modules():  # back to HF's own attention
-            if hasattr(module, "torch_multi_head_self_attention") and "torch_multi_head_self_attention" in vars(module):
-                del module.torch_multi_head_self_attention
+        patched = [m for m in enc.model.modules() if "torch_multi_head_self_attention" in vars(m)]
+        assert len(patched) == enc.model.config.num_hidden_layers, "every WavLM attention layer carries the patch"
+        for module in patched:  # back to HF's own attention
+            del module.torch_multi_head_self_attention
         theirs = enc(audio, lengths)[0]
     torch.testing.assert_close(ours, theirs, atol=2e-5, rtol=1e-4)
 
