@@ -160,6 +160,7 @@ class TrainConfig:
     min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak.")
     grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is normalised over the whole window (by its target tokens; during pre-alignment by its clips).")
     clip_grad: float = _f(1.0, "Gradient-norm clipping; 0 disables.")
+    max_nonfinite_steps: int = _f(5, "A step whose loss or gradient is not finite (NaN/Inf) updates nothing and is logged (`nonfinite` in metrics.jsonl, with the batch's keys in the log); this many in a row stop the run with the keys, before any checkpoint of them is written. 0: never stop.")
     precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "Autocast precision (fp16 uses a loss scaler).")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps.")
     activation_checkpointing: bool = _f(False, "Recompute each LLM decoder layer's activations (and each encoder layer's, when the encoder trains) in the backward pass instead of storing them: less memory for about a third more compute; losses unchanged.")

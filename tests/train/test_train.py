@@ -226,3 +226,46 @@ def test_activation_checkpointing_leaves_the_losses_unchanged(tmp_path, tone_cor
     plain = [r["step_loss"] for r in read_metrics(tmp_path / "plain") if "step_loss" in r]
     recomputed = [r["step_loss"] for r in read_metrics(tmp_path / "ckpt") if "step_loss" in r]
     assert len(plain) == 6 and recomputed == plain
+
+
+def _poison(monkeypatch, bad_calls: set[int]) -> None:
+    """Make the LM objective's loss NaN on the given (1-based) calls: a batch whose loss is not finite."""
+    from slamkit.train import objectives
+
+    original, calls = objectives.LanguageModelObjective.__call__, [0]
+
+    def poisoned(self, model, batch):
+        out = original(self, model, batch)
+        calls[0] += 1
+        if calls[0] in bad_calls:
+            out.loss_sum = out.loss_sum * float("nan")
+        return out
+
+    monkeypatch.setattr(objectives.LanguageModelObjective, "__call__", poisoned)
+
+
+def test_a_nonfinite_step_updates_nothing_and_the_run_goes_on(tmp_path, tone_corpus, monkeypatch):
+    _poison(monkeypatch, {3, 4})
+    run = tmp_path / "run"
+    result = train(tiny_config(run, tone_corpus, "train.max_steps=6", "train.log_every=1", "train.valid_every=0", "train.save_every=2",
+                               "train.keep_last=10"))
+    assert result.step == 6 and result.last_loss == result.last_loss
+    rows = {r["step"]: r for r in read_metrics(run) if "nonfinite" in r}
+    assert [rows[s]["nonfinite"] for s in range(1, 7)] == [0, 0, 1, 1, 0, 0] and rows[6]["nonfinite_steps"] == 2
+    at = {c.step: load_file(str(c.path / "model.safetensors")) for c in ckpt.list_checkpoints(run)}
+    assert all(torch.equal(at[2][k], at[4][k]) for k in at[2]), "steps 3 and 4 changed no weight"
+    assert not all(torch.equal(at[4][k], at[6][k]) for k in at[4]), "training went on after them"
+
+
+def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, tone_corpus, monkeypatch):
+    from slamkit.train.loop import NonFiniteLoss
+
+    _poison(monkeypatch, {3, 4, 5})
+    run = tmp_path / "run"
+    cfg = tiny_config(run, tone_corpus, "train.max_steps=8", "train.valid_every=0", "train.save_every=2", "train.max_nonfinite_steps=3")
+    with pytest.raises(NonFiniteLoss, match=r"3 steps in a row \(to step 5\).*the last batch held \S+"):
+        train(cfg)
+    assert ckpt.latest_checkpoint(run).step == 4
+    monkeypatch.undo()
+    resumed = train(tiny_config(run, tone_corpus, "train.max_steps=8", "train.valid_every=0", "train.save_every=2", "train.resume=true"))
+    assert resumed.step == 8 and resumed.last_loss == resumed.last_loss

@@ -158,6 +158,8 @@ class _Run:
     step: int = 0
     skipped: int = 0
     valid_loss: float | None = None
+    nonfinite_streak: int = 0  # consecutive steps without an update (non-finite loss or gradient)
+    nonfinite_total: int = 0
     window: _Window = field(default_factory=_Window)
     template: Batch | None = None  # under FSDP: what a rank with an empty share runs (no targets)
 
@@ -221,10 +223,13 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
         stats = _optimizer_step(run, batches, step_objective)
         run.skipped += int(run.dist.sum([window_skipped])[0])
         run.step += 1
-        last_loss = stats["loss"]
+        _guard_nonfinite(run, stats, batches)
+        stats["nonfinite_steps"] = run.nonfinite_total
         window.audio_seconds += stats["audio_seconds"]
-        units = stats[step_objective.unit]
-        window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
+        if not stats["nonfinite"]:  # a step that updated nothing does not enter the logged mean loss
+            last_loss = stats["loss"]
+            units = stats[step_objective.unit]
+            window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
         _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
         final = run.step == tc.max_steps or _over_budget(started, tc, run.dist)
         if run.step % tc.log_every == 0 or final:
@@ -242,6 +247,31 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     if run.skipped and run.dist.is_main:
         log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", run.skipped)
     return TrainResult(Path(tc.output_dir), run.step, last_loss, run.valid_loss, run.skipped)
+
+
+class NonFiniteLoss(ValueError):
+    """Too many consecutive steps had a non-finite loss or gradient (``train.max_nonfinite_steps``); a ValueError
+    so that `slamkit train` reports it in one line, like the other problems the data or config cause."""
+
+
+def _guard_nonfinite(run: _Run, stats: dict[str, float], batches: list[Batch]) -> None:
+    """Count a step that updated nothing because its loss or gradient was not finite; stop the run, before any
+    checkpoint of the bad steps is written, after ``train.max_nonfinite_steps`` in a row."""
+    if not stats["nonfinite"]:
+        run.nonfinite_streak = 0
+        return
+    run.nonfinite_streak += 1
+    run.nonfinite_total += 1
+    keys = [k for b in batches for k in b.keys]
+    if run.dist.is_main:
+        log.warning("step %d: non-finite loss or gradient (grad norm %s); no update. Batch: %s", run.step, stats["grad_norm"],
+                    ", ".join(keys[:8]) + (" …" if len(keys) > 8 else ""))
+    limit = run.cfg.train.max_nonfinite_steps
+    if limit and run.nonfinite_streak >= limit:
+        raise NonFiniteLoss(f"{run.nonfinite_streak} steps in a row (to step {run.step}) had a non-finite loss or gradient "
+                            f"(train.max_nonfinite_steps={limit}); the last batch held {', '.join(keys)}. The run stopped "
+                            "without writing a checkpoint of these steps: the latest checkpoint is the last good state "
+                            "(train.resume=true continues from it; a lower train.lr or train.clip_grad often helps)")
 
 
 def _save(run: _Run, validated: bool) -> None:
@@ -291,12 +321,13 @@ def _log_record(stats: dict[str, float], window: _Window, objective: Objective, 
                 model: SpeechLLM) -> dict[str, float]:
     """The metrics line of a log step: the window's mean loss under the objective's name."""
     elapsed = time.perf_counter() - window.started
-    record = {**stats, "loss": window.loss_sum / max(window.units, 1), "step_loss": stats["loss"],
+    mean = window.loss_sum / window.units if window.units else float("nan")  # NaN: every step of the window was skipped
+    record = {**stats, "loss": mean, "step_loss": stats["loss"],
               "audio_s_per_s": window.audio_seconds / max(elapsed, 1e-9), "epoch": epoch, "skipped": skipped,
               **model.cache_stats()}
     if objective.name != "loss":  # a distance, not a token loss: logged under its own name
         record = {k: v for k, v in record.items() if k not in ("loss", "step_loss", "acc")}
-        record[objective.name] = window.loss_sum / max(window.units, 1)
+        record[objective.name] = mean
     return record
 
 
@@ -414,14 +445,19 @@ def _optimizer_step(run: _Run, window: list[Batch], objective: Objective) -> dic
     grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.clip_grad if tc.clip_grad > 0 else float("inf"))
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # a DTensor under FSDP
     lr = optimizer.param_groups[0]["lr"]
-    scaler.step(optimizer)
+    # A non-finite loss or gradient (NaN/Inf anywhere: the norm is then non-finite, on every rank alike, since
+    # gradients are reduced first) updates nothing. fp16's GradScaler skips such steps itself and lowers its scale.
+    finite = scaler.is_enabled() or bool(torch.isfinite(grad_norm))
+    if finite:
+        scaler.step(optimizer)
     scaler.update()
     run.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     loss_sum, aux_sum, tokens, correct, audio_samples, target_tokens = dist.sum(
         [*sums.tolist(), audio_samples, target_tokens])
     stats = {"loss": loss_sum / total_units, "acc": correct / max(tokens, 1), "lr": lr, "grad_norm": float(grad_norm),
-             "tokens": int(target_tokens), "audio_seconds": audio_samples / run.model.encoder.sample_rate, objective.unit: total_units}
+             "tokens": int(target_tokens), "audio_seconds": audio_samples / run.model.encoder.sample_rate, objective.unit: total_units,
+             "nonfinite": 0 if finite else 1}
     if isinstance(objective, LanguageModelObjective) and objective.ctc_weight > 0:
         stats["ctc_loss"] = aux_sum / total_units  # weighted, per target token
     return stats
