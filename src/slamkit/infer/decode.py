@@ -50,7 +50,8 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, device: st
 def _store_llm_in(precision: str, model: SpeechLLM) -> None:
     """Under ``decode.precision`` bf16/fp16, keep the LLM's weights in that dtype: autocast would cast
     every weight at every generated token (measured on this CPU: bf16 autocast over fp32 weights decodes
-    slower than fp32; over bf16 weights 1.5x faster). The cast is the one autocast makes, so texts agree."""
+    slower than fp32; over bf16 weights 1.5x faster). The weights are rounded as autocast rounds them; the
+    norms' products then round in bf16 too, so a text can differ from autocast's now and then."""
     device = next(model.parameters()).device
     autocast(precision, device, "decode.precision")  # refuses fp16 on CPU, or an unknown name, before any cast
     if precision != "fp32":
