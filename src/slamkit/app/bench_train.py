@@ -114,7 +114,7 @@ sys.exit(code)
 """
 
 
-def run_path(overrides: list[str], out: Path, progress: Callable[[str], None]) -> tuple[list[dict], float]:
+def run_path(overrides: list[str], out: Path) -> tuple[list[dict], float]:
     """`slamkit train` in a child process: (its per-step metrics, its peak memory in MB)."""
     peak_file = out.with_suffix(".peak.json")
     cmd = [sys.executable, "-c", _CHILD, str(peak_file), "train", str(recipe_path("demo_asr_tiny_en")), *overrides, f"train.output_dir={out}"]
@@ -158,7 +158,7 @@ def bench_train(encoder: str = "tiny.en", llm: str = "smollm2-135m", steps: int 
             progress(f"training: {path.label} …")
             manifest = corpus.padded if name == "original" else corpus.real
             metrics, memory[name] = run_path([*paths[name], f"data.train={manifest}", f"train.max_steps={path.epochs * steps}"],
-                                             root / name, progress)
+                                             root / name)
             timing[name] = [epoch_seconds(metrics, steps, e) for e in range(path.epochs)]
     rate = {"original": corpus.seconds / timing["original"][0], "slamkit_epoch1": corpus.seconds / timing["slamkit"][0],
             "slamkit_epoch2": corpus.seconds / timing["slamkit"][1]}

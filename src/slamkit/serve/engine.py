@@ -22,7 +22,7 @@ import torch
 from slamkit.data.manifest import Record
 from slamkit.data.tasks import TASKS
 from slamkit.infer.decode import load_run
-from slamkit.infer.longform import join_segments, plan_segments, segment_window
+from slamkit.infer.longform import join_segments, plan_segments, segment_span, segment_window
 from slamkit.infer.reference import reference_run_dir
 from slamkit.infer.segment import Span
 from slamkit.serve.batcher import Batcher
@@ -189,6 +189,5 @@ class Engine:
 
 
 def _span(record: Record, duration: float) -> Span:
-    """The seconds of the original clip a segment record covers."""
-    seg = record.extra.get("segment")
-    return Span(float(seg["start"]), float(seg["end"])) if seg else Span(0.0, duration)
+    """The seconds of the original clip a record covers: a segment's span, else the whole clip."""
+    return segment_span(record) if "segment" in record.extra else Span(0.0, duration)
