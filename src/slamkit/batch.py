@@ -26,6 +26,7 @@ class Batch:
     labels: Tensor  # [b, s] long, IGNORE_INDEX off-target
     targets: list[str]
     skipped: int = 0  # samples dropped from this batch because their audio failed to load
+    skips: list = field(default_factory=list)  # why: one slamkit.data.skips.Skip per dropped sample (file:line, reason)
     extras: list[dict] = field(default_factory=list)
     cache_keys: list[str | None] = field(default_factory=list)  # [b] clip keys for the feature cache (may be empty)
 

@@ -137,6 +137,7 @@ class DataConfig:
     short_first_epochs: int = _f(0, "Curriculum: the first N training epochs run from the shortest clips to the longest (aligns a fresh projector sooner); later epochs are shuffled buckets.")
     max_seconds: float = _f(30.0, "Longer clips are skipped (and counted) in training.")
     min_seconds: float = _f(0.05, "Shorter clips are skipped (and counted) in training.")
+    max_target_tokens: int = _f(512, "Training and validation skip (and count) a record whose target is longer than this many LLM tokens (a runaway transcript would take the memory of a whole batch); 0: no limit.")
     num_workers: int = _f(0, "DataLoader worker processes for audio loading.")
     prefetch_factor: int = _f(2, "Batches each DataLoader worker prepares ahead of the training step (with `num_workers` > 0), so audio decoding overlaps GPU compute.")
 

@@ -45,14 +45,20 @@ def test_librispeech_root_and_subset(tmp_path: Path) -> None:
     assert [r.key for r in read_manifest(tmp_path / "test.jsonl")] == ["1089-134686-0000"]
 
 
-def test_librispeech_errors_name_file_and_line(tmp_path: Path) -> None:
+def test_librispeech_bad_lines_are_skipped_named_and_counted(tmp_path: Path, caplog) -> None:
     root = _librispeech(tmp_path)
     trans = root / "dev-clean/84/121123/84-121123.trans.txt"
-    trans.write_text(trans.read_text() + "84-121123-0009 NO AUDIO HERE\n")
-    with pytest.raises(CorpusError, match=r"84-121123.trans.txt:3: no audio file"):
-        prepare_librispeech(root, tmp_path / "m.jsonl")
-    trans.write_text("84-121123-0000\n")
-    with pytest.raises(CorpusError, match=r"84-121123.trans.txt:1: expected"):
+    (trans.parent / "84-121123-0008.flac").write_text("not audio")
+    trans.write_bytes(trans.read_bytes() + b"84-121123-0009 NO AUDIO HERE\n84-121123-0008 A TEXT FILE\n"
+                      b"84-121123-0007 CAF\xc9\n84-121123-0006\n")
+    summary = prepare_librispeech(root, tmp_path / "m.jsonl")
+    assert summary["utterances"] == 3 and summary["skipped"] == 4
+    assert summary["skipped_by_reason"] == {"not UTF-8": 1, "malformed line": 1, "missing file": 1, "unusable audio": 1}
+    assert "84-121123.trans.txt:3: " in caplog.text and "84-121123.trans.txt:6: expected" in caplog.text
+    assert [r.key for r in read_manifest(tmp_path / "m.jsonl")] == ["84-121123-0000", "84-121123-0001", "1089-134686-0000"]
+    for other in root.rglob("*.trans.txt"):
+        other.write_text("84-121123-0000\n")
+    with pytest.raises(CorpusError, match=r"no usable utterance \(2 skipped: 2 malformed line\)"):
         prepare_librispeech(root, tmp_path / "m.jsonl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="no <speaker>-<chapter>.trans.txt"):

@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({"run_dir": str(result.run_dir), "step": result.step, "loss": result.last_loss,
                           "valid_loss": result.valid_loss, "skipped": result.skipped,
+                          "skipped_by_reason": result.skipped_by_reason,
                           "seconds": round(time.perf_counter() - start, 2)}))
     return 0
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from slamkit.data.skips import MISSING_FILE, UNREADABLE_FILE, UNUSABLE_AUDIO
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,12 @@ RESAMPLE_QUALITY = "HQ"
 
 
 class AudioError(ValueError):
-    """An audio file is missing, unreadable, or gives no usable samples; the message names it."""
+    """An audio file is missing, unreadable, or gives no usable samples; the message names it and
+    :attr:`reason` says which of the three (a :mod:`slamkit.data.skips` reason)."""
+
+    def __init__(self, message: str, reason: str = UNUSABLE_AUDIO) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _describe(path: str | Path, offset: float = 0.0, duration: float | None = None) -> str:
@@ -45,9 +53,11 @@ def _describe(path: str | Path, offset: float = 0.0, duration: float | None = No
 def _check_exists(path: Path) -> None:
     """Raise AudioError if ``path`` is not an existing regular file."""
     if not path.exists():
-        raise AudioError(f"{path}: audio file not found")
+        raise AudioError(f"{path}: audio file not found", MISSING_FILE)
     if not path.is_file():
-        raise AudioError(f"{path}: not a regular file")
+        raise AudioError(f"{path}: not a regular file", MISSING_FILE)
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: no permission to read the file", UNREADABLE_FILE)
 
 
 def audio_info(path: str | Path) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from slamkit.batch import IGNORE_INDEX, Batch
+from slamkit.data.skips import Skip
 
 
 @dataclass
@@ -39,7 +40,8 @@ class Example:
 
 
 class Collator:
-    """Builds :class:`Batch` objects from :class:`Example` lists (``None`` = failed sample)."""
+    """Builds :class:`Batch` objects from :class:`Example` lists (a :class:`~slamkit.data.skips.Skip`, or
+    ``None``, marks a sample that failed to load: it is dropped and counted)."""
 
     def __init__(
         self,
@@ -63,12 +65,13 @@ class Collator:
         target = ex.target_ids if self.with_targets else []
         return prompt + target, [IGNORE_INDEX] * len(prompt) + list(target)
 
-    def __call__(self, items: list[Example | None]) -> Batch:
-        examples = [ex for ex in items if ex is not None]
+    def __call__(self, items: list[Example | Skip | None]) -> Batch:
+        examples = [ex for ex in items if isinstance(ex, Example)]
+        skips = [s for s in items if isinstance(s, Skip)]
         skipped = len(items) - len(examples)
         if not examples:
             return Batch([], torch.zeros(0, 0), torch.zeros(0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long),
-                         torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long), [], skipped)
+                         torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long), [], skipped, skips)
         rows = [self._row(ex) for ex in examples]
         width = max(len(ids) for ids, _ in rows)
         b = len(examples)
@@ -86,6 +89,6 @@ class Collator:
             audio[i, : len(ex.audio)] = torch.from_numpy(np.asarray(ex.audio, dtype=np.float32))
         return Batch(
             keys=[ex.key for ex in examples], audio=audio, audio_lengths=audio_lengths, input_ids=input_ids,
-            attention_mask=mask, labels=labels, targets=[ex.target for ex in examples], skipped=skipped,
+            attention_mask=mask, labels=labels, targets=[ex.target for ex in examples], skipped=skipped, skips=skips,
             extras=[ex.extra for ex in examples], cache_keys=[ex.cache_key for ex in examples],
         )

@@ -3,8 +3,9 @@
 It knows nothing of the encoder or the LLM beyond two callables that turn text into ids. Each
 example carries its clip's identity key (file identity + crop + sample rate, see
 :func:`clip_key`), which the model may use to serve frozen-encoder features
-from the feature cache. A sample whose audio fails to load is returned as ``None`` when ``skip_errors`` is set (training:
-the collator drops it and the loop counts it) and raises :class:`AudioError` otherwise.
+from the feature cache. A sample whose audio fails to load is returned as a :class:`~slamkit.data.skips.Skip` (naming
+``file:line``, the reason and the detail) when ``skip_errors`` is set — the collator drops it and the loop counts it by
+reason — and raises :class:`AudioError` otherwise.
 
 Prompts are resolved once, up front, except where training draws them anew every epoch
 (``per_epoch=True`` with a :class:`~slamkit.data.tasks.PromptResolver` that draws biasing lists):
@@ -28,6 +29,7 @@ from slamkit.data.biasing import FIELD
 from slamkit.fingerprint import digest, file_identity
 from slamkit.data.collate import Example
 from slamkit.data.manifest import Record
+from slamkit.data.skips import DURATION_RANGE, LONG_TARGET, Skip
 from slamkit.data.tasks import PromptResolver
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,14 @@ class SpeechDataset(Dataset):
         prompt_for: Callable[[Record], str],
         skip_errors: bool = True,
         per_epoch: bool = False,
+        max_target_tokens: int = 0,
     ) -> None:
         self.records = list(records)
         self.sample_rate = sample_rate
         self.prompt_ids = prompt_ids
         self.target_ids = target_ids
         self.skip_errors = skip_errors
+        self.max_target_tokens = max_target_tokens  # 0: no limit
         self.epoch = 0
         self._resolver = prompt_for if per_epoch and isinstance(prompt_for, PromptResolver) else None
         # Resolved (or, when drawn per epoch, checked) up front: an unknown task or a missing
@@ -82,19 +86,23 @@ class SpeechDataset(Dataset):
             self._prompt_cache[text] = self.prompt_ids(text)
         return self._prompt_cache[text]
 
-    def __getitem__(self, index: int) -> Example | None:
+    def __getitem__(self, index: int) -> Example | Skip:
         rec = self.records[index]
         # The key is taken before reading: a file replaced in between then leaves an entry under
         # the old identity (never asked for again), never old features under the new identity.
         cache_key = self._cache_key(rec)
+        target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
+        if 0 < self.max_target_tokens < len(target_ids):
+            log.warning("skipping %s (%s): target of %d tokens", rec.key, rec.where, len(target_ids))
+            return Skip(rec.where, LONG_TARGET, f"target of {len(target_ids)} tokens is longer than data.max_target_tokens="
+                        f"{self.max_target_tokens}", rec.key)
         try:
             audio = load_audio(rec.source, self.sample_rate, rec.offset, rec.duration)
         except AudioError as exc:
             if not self.skip_errors:
                 raise
-            log.warning("skipping %s (%s:%d): %s", rec.key, rec.manifest, rec.line, exc)
-            return None
-        target_ids = self.target_ids(rec.target) if self.target_ids is not None else []
+            log.warning("skipping %s (%s): %s", rec.key, rec.where, exc)
+            return Skip(rec.where, exc.reason, str(exc), rec.key)
         prompt_ids, extra = self._prompt_for(index)
         return Example(
             key=rec.key, audio=audio, prompt_ids=prompt_ids,
@@ -119,12 +127,11 @@ class SpeechDataset(Dataset):
             return None
 
 
-def record_durations(records: Sequence[Record]) -> list[float | None]:
-    """Duration of each record in seconds (from the manifest, else the file header).
-
-    ``None`` marks a record whose audio header cannot be read; the caller skips and counts it.
-    """
+def record_durations(records: Sequence[Record]) -> tuple[list[float | None], list[Skip]]:
+    """Duration of each record in seconds (from the manifest, else the file header), and a
+    :class:`Skip` for each record whose header cannot be read (its duration is ``None``)."""
     durations: list[float | None] = []
+    skips: list[Skip] = []
     for rec in records:
         if rec.duration is not None:
             durations.append(float(rec.duration))
@@ -132,26 +139,28 @@ def record_durations(records: Sequence[Record]) -> list[float | None]:
         try:
             durations.append(audio_duration(rec.source, rec.offset, rec.duration))
         except AudioError as exc:
-            log.warning("skipping %s (%s:%d): %s", rec.key, rec.manifest, rec.line, exc)
+            skips.append(Skip(rec.where, exc.reason, str(exc), rec.key))
             durations.append(None)
-    return durations
+    return durations, skips
 
 
 def filter_by_duration(
     records: Sequence[Record], durations: Sequence[float | None], min_seconds: float, max_seconds: float
-) -> tuple[list[Record], list[float], int]:
+) -> tuple[list[Record], list[float], list[Skip]]:
     """Keep records whose duration is known and within [min_seconds, max_seconds].
 
-    Returns (kept records, their durations, number skipped).
+    Returns (kept records, their durations, a :class:`Skip` for each out-of-range one). Records of
+    unknown duration are dropped without a Skip: :func:`record_durations` gave theirs.
     """
-    kept, kept_d = [], []
+    kept, kept_d, skips = [], [], []
     for rec, d in zip(records, durations):
         if d is not None and min_seconds <= d <= max_seconds:
             kept.append(rec)
             kept_d.append(d)
         elif d is not None:
-            log.info("skipping %s (%s:%d): %.2f s is outside [%g, %g] s", rec.key, rec.manifest, rec.line, d, min_seconds, max_seconds)
-    return kept, kept_d, len(records) - len(kept)
+            skips.append(Skip(rec.where, DURATION_RANGE, f"{d:.2f} s is outside data.min_seconds..data.max_seconds "
+                              f"= [{min_seconds:g}, {max_seconds:g}] s", rec.key))
+    return kept, kept_d, skips
 
 
 def worker_init(worker_id: int) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NoReturn
 
+from slamkit.data.skips import BAD_FIELD, DUPLICATE_KEY, INVALID_JSON, NOT_UTF8, Skip
+
 Fail = Callable[[str], NoReturn]
 
 # Fields with a meaning of their own; anything else on a line goes to Record.extra.
@@ -172,51 +174,91 @@ def parse_record(obj: Any, folder: Path, manifest: str, line: int) -> Record:
     )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(1-based line number, text)`` for the non-blank lines of a UTF-8 file."""
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(1-based line number, raw bytes)`` for the non-blank lines of a file."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                raise ManifestError(f"{path}:{number}: not valid UTF-8 ({err.reason})") from err
-            if text.strip():
-                yield number, text
+            if raw.strip():
+                yield number, raw
 
 
-def read_manifest(path: str | Path) -> list[Record]:
-    """Read and validate a JSONL manifest.
+def _line_record(number: int, raw: bytes, path: Path, folder: Path) -> Record | Skip:
+    """The record of one raw line, or the :class:`Skip` saying why the line is unusable."""
+    where = f"{path}:{number}"
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        return Skip(where, NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        return Skip(where, INVALID_JSON, f"invalid JSON ({err.msg}, column {err.colno})")
+    try:
+        return parse_record(obj, folder, str(path), number)
+    except ManifestError as err:
+        key = obj.get("key") if isinstance(obj, dict) and isinstance(obj.get("key"), str) else None
+        return Skip(where, BAD_FIELD, str(err).split(": ", 1)[-1], key)
 
-    Blank lines are skipped. Relative ``source`` paths are resolved against the manifest's folder.
+
+def iter_manifest(path: str | Path) -> Iterator[Record | Skip]:
+    """Every non-blank line of a JSONL manifest as its :class:`Record`, or as a :class:`Skip` naming
+    ``file:line`` and the reason it cannot be used (not UTF-8, invalid JSON, a missing or mistyped
+    field, a key seen on an earlier line). One line at a time: a bad line never hides the next, and a
+    manifest of millions of lines is never held whole.
 
     Raises:
-        ManifestError: missing/unreadable/empty file, invalid JSON, a line that is not an object,
-            a missing ``key``/``source``/``target``, a field of the wrong type, a negative offset,
-            a non-positive duration, or a duplicate key (both lines named).
+        ManifestError: the file is missing or cannot be read (no line can be judged then).
     """
     path = Path(path)
     if not path.is_file():
         problem = "is not a file" if path.exists() else "no such manifest file"
         raise ManifestError(f"{path}: {problem}")
     folder = path.absolute().parent
-    records: list[Record] = []
     seen: dict[str, int] = {}
     try:
-        for number, text in _lines(path):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{path}:{number}: invalid JSON ({err.msg})") from err
-            record = parse_record(obj, folder, str(path), number)
-            if record.key in seen:
-                raise ManifestError(
-                    f"{path}:{number}: duplicate key {record.key!r} "
-                    f"(first at line {seen[record.key]})"
-                )
-            seen[record.key] = number
-            records.append(record)
+        for number, raw in _raw_lines(path):
+            item = _line_record(number, raw, path, folder)
+            if isinstance(item, Record):
+                if item.key in seen:
+                    item = Skip(item.where, DUPLICATE_KEY, f"duplicate key {item.key!r} (first at line {seen[item.key]})", item.key)
+                else:
+                    seen[item.key] = number
+            yield item
     except OSError as err:
         raise ManifestError(f"{path}: cannot read manifest ({err})") from err
+
+
+def scan_manifest(path: str | Path) -> tuple[list[Record], list[Skip]]:
+    """The usable records of a manifest and the lines left out (:func:`iter_manifest`).
+
+    Raises:
+        ManifestError: the file is missing, unreadable, or holds no line at all.
+    """
+    records: list[Record] = []
+    skips: list[Skip] = []
+    for item in iter_manifest(path):
+        (records if isinstance(item, Record) else skips).append(item)  # type: ignore[arg-type]
+    if not records and not skips:
+        raise ManifestError(f"{path}: manifest has no records")
+    return records, skips
+
+
+def read_manifest(path: str | Path) -> list[Record]:
+    """Read and validate a JSONL manifest, strictly: the first unusable line is an error.
+
+    Blank lines are skipped. Relative ``source`` paths are resolved against the manifest's folder.
+    (Training and decoding use :func:`scan_manifest`, which leaves bad lines out and names them.)
+
+    Raises:
+        ManifestError: missing/unreadable/empty file, invalid JSON, a line that is not an object,
+            a missing ``key``/``source``/``target``, a field of the wrong type, a negative offset,
+            a non-positive duration, or a duplicate key (both lines named).
+    """
+    records: list[Record] = []
+    for item in iter_manifest(path):
+        if isinstance(item, Skip):
+            raise ManifestError(item.message)
+        records.append(item)
     if not records:
         raise ManifestError(f"{path}: manifest has no records")
     return records

@@ -13,17 +13,17 @@ window, a byte-order mark).
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import soundfile as sf
 
 from slamkit.data.audio import AudioError, load_audio
-from slamkit.data.manifest import ManifestError, Record, parse_record
+from slamkit.data.manifest import Record, iter_manifest
+from slamkit.data.skips import EMPTY_TARGET, MISSING_FILE, UNREADABLE_FILE, Skip
 
 LONG_SECONDS = 30.0  # Whisper's window: decode splits longer clips, training skips them (data.max_seconds)
 
@@ -38,13 +38,6 @@ class Problem:
     error: bool = True
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw
-
-
 def _audio_problems(record: Record, where: str) -> list[Problem]:
     """Header facts (channels, length) as warnings; what the loader refuses as an error."""
     found = []
@@ -57,7 +50,7 @@ def _audio_problems(record: Record, where: str) -> list[Problem]:
     try:
         audio = load_audio(record.source, 16000, record.offset, record.duration)
     except AudioError as exc:
-        return found + [Problem(where, "unusable audio", str(exc))]
+        return found + [Problem(where, exc.reason, str(exc))]
     if len(audio) / 16000 > LONG_SECONDS:
         found.append(Problem(where, "long clip", f"{len(audio) / 16000:.1f} s: decoding splits it into segments; training skips "
                              f"clips over data.max_seconds", error=False))
@@ -69,28 +62,12 @@ def _source_problems(record: Record, where: str, root: Path | None) -> list[Prob
     if root is not None and not path.resolve().is_relative_to(root.resolve()):
         return [Problem(where, "outside root", f"{record.source} is not inside {root}")]
     if not path.exists():
-        return [Problem(where, "missing file", f"{record.source}: no such file")]
+        return [Problem(where, MISSING_FILE, f"{record.source}: no such file")]
     if not path.is_file():
-        return [Problem(where, "missing file", f"{record.source}: not a regular file")]
+        return [Problem(where, MISSING_FILE, f"{record.source}: not a regular file")]
     if not os.access(path, os.R_OK):
-        return [Problem(where, "unreadable file", f"{record.source}: no read permission")]
+        return [Problem(where, UNREADABLE_FILE, f"{record.source}: no read permission")]
     return []
-
-
-def _record_or_problem(number: int, raw: bytes, path: Path) -> Record | Problem:
-    where = f"{path}:{number}"
-    try:
-        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-    except UnicodeDecodeError as err:
-        return Problem(where, "not UTF-8", f"byte {err.start}: {err.reason}")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        return Problem(where, "invalid JSON", f"{err.msg} (column {err.colno})")
-    try:
-        return parse_record(obj, path.absolute().parent, str(path), number)
-    except ManifestError as err:
-        return Problem(where, "bad field", str(err).split(": ", 1)[-1])
 
 
 def validate_manifest(path: str | Path, audio: bool = False, root: str | Path | None = None,
@@ -100,25 +77,19 @@ def validate_manifest(path: str | Path, audio: bool = False, root: str | Path | 
     if not path.is_file():
         return 0, [Problem(str(path), "missing file", "no such manifest file" if not path.exists() else "not a file")]
     found: list[Problem] = []
-    seen: dict[str, int] = {}
     count = 0
     with path.open("rb") as handle:
         if handle.read(3) == b"\xef\xbb\xbf":
             found.append(Problem(f"{path}:1", "byte-order mark", "UTF-8 BOM at the start (accepted)", error=False))
-    for number, raw in _lines(path):
+    for record in iter_manifest(path):
         tick()
         count += 1
-        where = f"{path}:{number}"
-        record = _record_or_problem(number, raw, path)
-        if isinstance(record, Problem):
-            found.append(record)
+        if isinstance(record, Skip):
+            found.append(Problem(record.where, record.reason, record.detail))
             continue
-        if record.key in seen:
-            found.append(Problem(where, "duplicate key", f"{record.key!r} (first at line {seen[record.key]})"))
-            continue
-        seen[record.key] = number
+        where = record.where
         if not record.target.strip():
-            found.append(Problem(where, "empty target", "no reference text (fine for decoding; nothing to learn in training)", error=False))
+            found.append(Problem(where, EMPTY_TARGET, "no reference text (fine for decoding; training skips it)", error=False))
         source = _source_problems(record, where, Path(root) if root is not None else None)
         found += source
         if audio and not source:

@@ -49,8 +49,10 @@ def _check_ref(ref: object, where: str) -> None:
             raise ValueError(f"{where}: reference {i} in 'ref' must be a string, got {type(item).__name__}")
 
 
-def _parse_line(raw: bytes, where: str) -> HypRecord:
-    """Decode and validate one JSONL line; every error names ``where`` (file:line)."""
+def _parse_line(raw: bytes, where: str) -> HypRecord | None:
+    """Decode and validate one JSONL line; every error names ``where`` (file:line). ``None`` for a line
+    `slamkit decode` wrote for an unusable manifest line (an ``error`` field, ``ref`` or ``key`` null): it
+    has no reference to score against."""
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
@@ -59,6 +61,8 @@ def _parse_line(raw: bytes, where: str) -> HypRecord:
         raise ValueError(f"{where}: invalid JSON ({err.msg}, column {err.colno})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if "error" in obj and (obj.get("key") is None or obj.get("ref") is None):
+        return None
     for name in ("key", "hyp", "ref"):
         if name not in obj:
             raise ValueError(f"{where}: missing field {name!r}")
@@ -71,26 +75,55 @@ def _parse_line(raw: bytes, where: str) -> HypRecord:
     return HypRecord(obj["key"], obj["hyp"], obj["ref"], where, extra)
 
 
-def read_hyp_records(path: Union[str, Path]) -> list[HypRecord]:
-    """Read a hypothesis JSONL file; blank lines are skipped, keys must be unique.
+MAX_LISTED = 20  # bad lines named one by one in the error; the rest are counted
+
+
+def read_hyp_file(path: Union[str, Path]) -> tuple[list[HypRecord], list[str]]:
+    """Read a hypothesis JSONL file: its records, and the ``file:line`` of each line `slamkit decode` wrote
+    for an unusable manifest line (not scored: it has no reference). Blank lines are skipped; keys must be
+    unique. A line that decode could not transcribe (an ``error`` field, a key) is a record with an empty
+    hypothesis: it counts against the score.
 
     Raises:
-        ValueError: naming the file and line (invalid JSON, missing field, wrong type, duplicate
-            key), or the file when it holds no records.
+        ValueError: naming every bad line as ``file:line`` with its problem (invalid JSON, not UTF-8, a
+            missing field, a wrong type, a duplicate key; the first :data:`MAX_LISTED`, then a count),
+            or the file when it holds no records.
     """
     path = Path(path)
     records: list[HypRecord] = []
+    unscored: list[str] = []
+    problems: list[str] = []
     first_seen: dict[str, str] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            record = _parse_line(raw, f"{path}:{number}")
+            where = f"{path}:{number}"
+            try:
+                record = _parse_line(raw, where)
+            except ValueError as err:
+                problems.append(str(err))
+                continue
+            if record is None:
+                unscored.append(where)
+                continue
             first = first_seen.get(record.key)
             if first is not None:
-                raise ValueError(f"{record.where}: duplicate key {record.key!r} (first at {first})")
+                problems.append(f"{record.where}: duplicate key {record.key!r} (first at {first})")
+                continue
             first_seen[record.key] = record.where
             records.append(record)
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        listed = "\n  ".join(problems[:MAX_LISTED])
+        more = f"\n  … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise ValueError(f"{len(problems)} unusable line(s) in {path}; fix them and score again:\n  {listed}{more}")
     if not records:
         raise ValueError(f"{path}: no hypothesis records")
-    return records
+    return records, unscored
+
+
+def read_hyp_records(path: Union[str, Path]) -> list[HypRecord]:
+    """The records of a hypothesis file (:func:`read_hyp_file`; lines without a reference left out)."""
+    return read_hyp_file(path)[0]

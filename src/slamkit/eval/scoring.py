@@ -8,6 +8,8 @@ above this package; :func:`slamkit.infer.score.score_file` passes it).
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Any, Callable, Sequence, Union
 
@@ -15,8 +17,10 @@ from slamkit.eval import bwer as _bwer  # noqa: F401  (registers "bwer")
 from slamkit.eval import caption as _caption  # noqa: F401  (registers "caption")
 from slamkit.eval import metrics as _metrics  # noqa: F401  (registers "wer", "cer")
 from slamkit.eval import translation as _translation  # noqa: F401  (registers "bleu")
-from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_records
+from slamkit.eval.hyps import METRICS, HypRecord, read_hyp_file
 from slamkit.eval.normalizer import DEFAULT_NORMALIZER, get_normalizer
+
+log = logging.getLogger("slamkit")
 
 
 def score_records(
@@ -47,10 +51,22 @@ def score_file(
         METRICS.get(metric)
     if normalizer is not None:
         get_normalizer(normalizer)
-    records = read_hyp_records(path)
+    records, unscored = read_hyp_file(path)
     groups = {metric: records} if metric is not None else _group_by_metric(records, task_metric)
     results = {m: score_records(recs, m, normalizer or METRIC_NORMALIZERS.get(m, DEFAULT_NORMALIZER)) for m, recs in groups.items()}
-    return next(iter(results.values())) if len(results) == 1 else {"by_metric": results}
+    result = next(iter(results.values())) if len(results) == 1 else {"by_metric": results}
+    return {**result, **_error_counts(records, unscored)}
+
+
+def _error_counts(records: Sequence[HypRecord], unscored: list[str]) -> dict[str, Any]:
+    """What `slamkit decode` could not do, said next to the score: records it could not transcribe (scored
+    as empty hypotheses) and manifest lines it could not use (not scored). Warned about, never hidden."""
+    failed = [r.where for r in records if "error" in r.extra]
+    if failed:
+        log.warning("%d line(s) carry a decode error and are scored as empty hypotheses (first: %s)", len(failed), failed[0])
+    if unscored:
+        log.warning("%d line(s) stand for unusable manifest lines and are not scored (first: %s)", len(unscored), unscored[0])
+    return {"decode_errors": len(failed), "unscored_lines": len(unscored)} if failed or unscored else {}
 
 
 def _group_by_metric(records: Sequence[HypRecord], task_metric: Callable[[str], str] | None) -> dict[str, list[HypRecord]]:

@@ -2,7 +2,10 @@
 
 Batches are formed from clips of similar duration (less padding), left-padded, and decoded with
 greedy or beam search. Each sample's audio features and prompt are independent of its batch, so
-greedy output is the same for batch size 1 and N. Lines are written in manifest order. Clips
+greedy output is the same for batch size 1 and N. Lines are written in manifest order, one per
+non-blank input line: a line that cannot be used (not JSON, a missing field, a repeated key) or a
+clip that cannot be loaded gets an empty ``hyp`` and an ``error`` field with its ``where``
+(``file:line``) and ``reason``; every other record is decoded. Clips
 longer than the encoder's window are segmented and joined (:mod:`slamkit.infer.longform`). With
 ``decode.rerank`` set, N candidates per clip are scored and the best kept (:mod:`slamkit.infer.rerank`);
 the lines then also carry ``candidates``.
@@ -19,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from slamkit.config import Config, load_config
-from slamkit.data.manifest import Record, read_manifest
+from slamkit.data.manifest import Record, scan_manifest
+from slamkit.data.skips import DUPLICATE_KEY, UNUSABLE_AUDIO, Skip
 from slamkit.data.tasks import record_task
 from slamkit.infer.longform import join_segments, plan_segments, segment_span, segment_window
 from slamkit.infer.rerank import build_reranker, rerank_batch
@@ -68,20 +72,32 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
     in manifest order: the same file one process writes.
     """
     dist = dist or Dist(0, 1, 0, next(model.parameters()).device, "single")
-    records = read_manifest(manifest)
+    records, bad_lines = scan_manifest(manifest)
     plans = _plan(cfg, model, records, dist)
-    data = build_loader(cfg, model, [sub for plan in plans for sub in plan], "decode", rank=dist.rank, world=dist.world)
-    hyps, extra = _decode_share(cfg, model, data, dist.is_main)
-    parts = dist.gather((hyps, extra))
+    hyps: dict[str, str] = {}
+    extra: dict[str, dict] = {}
+    failed: dict[str, Skip] = {}
+    if records:
+        data = build_loader(cfg, model, [sub for plan in plans for sub in plan], "decode", rank=dist.rank, world=dist.world)
+        hyps, extra, failed = _decode_share(cfg, model, data, dist.is_main)
+        failed.update({s.key: s for s in data.skips if s.key})
+    parts = dist.gather((hyps, extra, failed))
     if dist.is_main:
-        for part_hyps, part_extra in parts[1:]:
+        for part_hyps, part_extra, part_failed in parts[1:]:
             hyps.update(part_hyps)
             extra.update(part_extra)
-        _join(records, plans, hyps, extra)
-        _write_hypotheses(records, hyps, Path(out), cfg.data.task, extra)
-        _report(model, len(records) - len(hyps), len(records))
+            failed.update(part_failed)
+        _join(records, plans, hyps, extra, failed)
+        lines = sorted([*records, *bad_lines], key=_line_number)
+        _write_hypotheses(lines, hyps, Path(out), cfg.data.task, extra, failed)
+        _report(model, len(records) - len(hyps), len(bad_lines), len(lines))
     dist.barrier()
-    return len(records)
+    return len(records) + len(bad_lines)
+
+
+def _line_number(item: Record | Skip) -> int:
+    """The manifest line of a record or of an unusable line (``file:line``)."""
+    return item.line if isinstance(item, Record) else int(item.where.rsplit(":", 1)[1])
 
 
 def _plan(cfg: Config, model: SpeechLLM, records: list[Record], dist: Dist) -> list[list[Record]]:
@@ -100,7 +116,8 @@ def _plan(cfg: Config, model: SpeechLLM, records: list[Record], dist: Dist) -> l
     return plans
 
 
-def _join(records: list[Record], plans: list[list[Record]], hyps: dict[str, str], extra: dict[str, dict]) -> None:
+def _join(records: list[Record], plans: list[list[Record]], hyps: dict[str, str], extra: dict[str, dict],
+          failed: dict[str, Skip]) -> None:
     """Replace segmented records' per-segment results in ``hyps``/``extra`` by one joined entry each.
 
     A segmented clip's line gets ``segments`` (with each segment's ``candidates`` when re-ranking);
@@ -117,15 +134,22 @@ def _join(records: list[Record], plans: list[list[Record]], hyps: dict[str, str]
         extra[rec.key] = {"segments": segments}
         if all(t is not None for t in texts):
             hyps[rec.key] = text
+        else:
+            skip = next((failed[sub.key] for sub, t in zip(plan, texts) if t is None and sub.key in failed), None)
+            if skip is not None:
+                failed[rec.key] = skip
 
 
-def _decode_share(cfg: Config, model: SpeechLLM, data: Loader, show: bool) -> tuple[dict[str, str], dict[str, dict]]:
-    """Hypotheses (and re-ranking candidates) of this process's share of the loader's batches."""
+def _decode_share(cfg: Config, model: SpeechLLM, data: Loader,
+                  show: bool) -> tuple[dict[str, str], dict[str, dict], dict[str, Skip]]:
+    """Hypotheses (and re-ranking candidates) of this process's share of the loader's batches, and the
+    clips that failed to load (by key)."""
     device = next(model.parameters()).device
     reranker = build_reranker(cfg.decode, device)  # before decoding: a bad rerank_model fails at once
     by_key = {rec.key: rec for rec in data.records}
     hyps: dict[str, str] = {}
     extra: dict[str, dict] = {}
+    failed: dict[str, Skip] = {}
     share = sum(len(batch) for batch in data.sampler)
     autocast(cfg.decode.precision, device, "decode.precision")  # refuse a bad setting before any work
     with tqdm(total=share, desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0, disable=not show) as bar:
@@ -137,31 +161,48 @@ def _decode_share(cfg: Config, model: SpeechLLM, data: Loader, show: bool) -> tu
                 elif batch.keys:
                     texts = model.generate(batch.to(device), cfg.decode)
                     hyps.update(zip(batch.keys, texts))
+            failed.update((s.key, s) for s in batch.skips if s.key)
             bar.update(len(batch.keys) + batch.skipped)
-    return hyps, extra
+    return hyps, extra, failed
 
 
-def _report(model: SpeechLLM, failed: int, total: int) -> None:
-    """Log the feature cache's counters and the clips that could not be loaded."""
+def _report(model: SpeechLLM, failed: int, bad_lines: int, total: int) -> None:
+    """Log the feature cache's counters, the clips that could not be loaded and the unusable lines."""
     stats = model.cache_stats()
     if stats:
         log.info("encoder feature cache: %d hits, %d misses (%d corrupt files rewritten)", stats["cache_hits"], stats["cache_misses"], stats["cache_corrupt"])
     if failed:
         log.warning("%d of %d clips could not be loaded; their lines carry an \"error\" field and an empty hypothesis", failed, total)
+    if bad_lines:
+        log.warning("%d of %d manifest lines could not be used (see `slamkit validate`); their output lines carry an \"error\" "
+                    "field", bad_lines, total)
 
 
-def _write_hypotheses(records: list, hyps: dict[str, str], out: Path, run_task: str, extra: dict[str, dict] | None = None) -> None:
-    """Write lines in manifest order, atomically (each task adds what its metric needs; ``extra[key]`` adds fields)."""
+def _write_hypotheses(lines: list[Record | Skip], hyps: dict[str, str], out: Path, run_task: str,
+                      extra: dict[str, dict] | None = None, failed: dict[str, Skip] | None = None) -> None:
+    """Write one line per manifest line, in its order, atomically (each task adds what its metric needs;
+    ``extra[key]`` adds fields). A record without a hypothesis, and an unusable line, carry ``error``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
-        for rec in records:
-            line = record_task(rec, run_task).hypothesis_line(rec, hyps.get(rec.key, ""))
-            line.update((extra or {}).get(rec.key, {}))
-            if rec.key not in hyps:
-                line["error"] = f"audio could not be loaded: {rec.source}"
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        for item in lines:
+            f.write(json.dumps(_output_line(item, hyps, run_task, extra or {}, failed or {}), ensure_ascii=False) + "\n")
     os.replace(tmp, out)
+
+
+def _output_line(item: Record | Skip, hyps: dict[str, str], run_task: str, extra: dict[str, dict],
+                 failed: dict[str, Skip]) -> dict:
+    """The output line of one manifest line (see :func:`_write_hypotheses`)."""
+    if isinstance(item, Skip):
+        return {"key": item.key if item.reason != DUPLICATE_KEY else None, "hyp": "", "ref": None, "error": item.detail,
+                "reason": item.reason, "where": item.where}
+    line = record_task(item, run_task).hypothesis_line(item, hyps.get(item.key, ""))
+    line.update(extra.get(item.key, {}))
+    if item.key not in hyps:
+        skip = failed.get(item.key)
+        line.update(error=skip.detail if skip else f"audio could not be loaded: {item.source}",
+                    reason=skip.reason if skip else UNUSABLE_AUDIO, where=item.where)
+    return line
 
 
 @torch.no_grad()

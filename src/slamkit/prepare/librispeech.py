@@ -13,27 +13,40 @@ from slamkit.data.biasing import (
     attach_tsv_lists,
     load_biasing_list,
 )
+from slamkit.data.audio import AudioError
 from slamkit.data.manifest import write_manifest
-from slamkit.prepare.base import CORPORA, CorpusError, clip_duration, corpus_summary, text_lines
+from slamkit.data.skips import MALFORMED_LINE, NOT_UTF8, Skip, count_by_reason, describe
+from slamkit.prepare.base import CORPORA, CorpusError, clip_duration, corpus_summary
 
 logger = logging.getLogger(__name__)
 
 
-def _librispeech_chapter(trans: Path) -> list[dict[str, Any]]:
-    """Records of one ``<speaker>-<chapter>.trans.txt`` (``<utt id> <TEXT>`` lines)."""
+def _librispeech_chapter(trans: Path, skips: list[Skip]) -> list[dict[str, Any]]:
+    """Records of one ``<speaker>-<chapter>.trans.txt`` (``<utt id> <TEXT>`` lines); a line that cannot
+    be used (not UTF-8, not ``ID TEXT``, a missing or unreadable FLAC) is added to ``skips`` instead."""
     speaker, _, chapter = trans.name[: -len(".trans.txt")].partition("-")
     records = []
-    for number, line in enumerate(text_lines(trans), start=1):
+    for number, raw in enumerate(trans.read_bytes().splitlines(), start=1):
+        where = f"{trans}:{number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            skips.append(Skip(where, NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})"))
+            continue
         if not line.strip():
             continue
         utt, _, text = line.strip().partition(" ")
         if not text.strip() or not utt.startswith(f"{speaker}-{chapter}-"):
-            raise CorpusError(f"{trans}:{number}: expected `{speaker}-{chapter}-NNNN TEXT`, got {line.strip()[:80]!r}")
+            skips.append(Skip(where, MALFORMED_LINE, f"expected `{speaker}-{chapter}-NNNN TEXT`, got {line.strip()[:80]!r}"))
+            continue
         flac = trans.parent / f"{utt}.flac"
-        if not flac.is_file():
-            raise CorpusError(f"{trans}:{number}: no audio file {flac}")
+        try:
+            duration = clip_duration(flac)
+        except AudioError as err:
+            skips.append(Skip(where, err.reason, str(err), utt))
+            continue
         records.append({"key": utt, "source": str(flac.absolute()), "target": " ".join(text.split()),
-                        "duration": clip_duration(flac), "speaker": speaker, "chapter": chapter,
+                        "duration": duration, "speaker": speaker, "chapter": chapter,
                         "subset": trans.parents[2].name})
     return records
 
@@ -60,9 +73,14 @@ def prepare_librispeech(root: str | Path, out_manifest: str | Path, biasing_tsv:
     if not transcripts:
         raise CorpusError(f"{root}: no <speaker>-<chapter>.trans.txt files below it (is this LibriSpeech?)")
     records: list[dict[str, Any]] = []
+    skips: list[Skip] = []
     for trans in tqdm(transcripts, desc="librispeech", unit="chapter", disable=None):
-        records.extend(_librispeech_chapter(trans))
-    extra: dict[str, Any] = {}
+        records.extend(_librispeech_chapter(trans, skips))
+    for skip in skips[:10]:
+        logger.warning("librispeech: skipping %s [%s]", skip.message, skip.reason)
+    if not records:
+        raise CorpusError(f"{root}: no usable utterance ({len(skips)} skipped: {describe(count_by_reason(skips))})")
+    extra: dict[str, Any] = {"skipped": len(skips), "skipped_by_reason": count_by_reason(skips)} if skips else {}
     if biasing_tsv is not None or biasing_list is not None:
         records = _attach_biasing(records, biasing_tsv, biasing_list, distractors, seed)
         words = [len(r["biasing_words"]) for r in records]

@@ -7,14 +7,21 @@ so neither package imports the other. Modes differ only in what the task needs:
 ============ ========== =========== ============ ===============================================
 mode         targets    padding     order        records
 ============ ========== =========== ============ ===============================================
-``train``    yes        right       shuffled     out-of-range durations skipped and counted
-``valid``    yes        right       fixed        out-of-range durations skipped and counted
-``decode``   no         left        by duration  all kept (each gets a hypothesis line)
+``train``    yes        right       shuffled     unusable lines and records skipped and counted
+``valid``    yes        right       fixed        unusable lines and records skipped and counted
+``decode``   no         left        by duration  all usable lines kept (each gets a hypothesis line)
 ============ ========== =========== ============ ===============================================
+
+What training and validation leave out before loading, each as a :class:`~slamkit.data.skips.Skip`
+naming ``file:line``: lines that are not UTF-8, not JSON, miss or mistype a field, or repeat a key;
+records with an empty target; audio whose header cannot be read (missing, unreadable, not audio); and
+durations outside ``data.min_seconds``..``data.max_seconds``. A clip whose samples turn out unusable
+while loading (NaN, truncated data) is skipped by the dataset and counted by the loop.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
@@ -26,13 +33,15 @@ from slamkit.batch import Batch
 from slamkit.config import Config
 from slamkit.data.collate import Collator
 from slamkit.data.dataset import SpeechDataset, filter_by_duration, record_durations, worker_init
-from slamkit.data.manifest import Record, read_manifest
+from slamkit.data.manifest import Record, scan_manifest
+from slamkit.data.skips import EMPTY_TARGET, Skip, count_by_reason, describe
 from slamkit.data.sampler import BucketBatchSampler
 from slamkit.data.tasks import prompt_resolver
 from slamkit.models.encoders import ENCODERS
 from slamkit.models.speech_llm import SpeechLLM
 
 Mode = Literal["train", "valid", "decode"]
+log = logging.getLogger("slamkit")
 
 
 @dataclass
@@ -44,9 +53,14 @@ class Loader:
     sampler: BucketBatchSampler
     collator: Collator
     workers: int
-    skipped: int  # records dropped before loading (unknown or out-of-range duration)
+    skips: list[Skip]  # records dropped before loading, with their file:line and reason
     pin_memory: bool = False  # page-locked batches for asynchronous copies to a CUDA device
     prefetch: int = 2  # batches each worker prepares ahead (DataLoader prefetch_factor)
+
+    @property
+    def skipped(self) -> int:
+        """Records dropped before loading."""
+        return len(self.skips)
 
     def dataloader(self) -> DataLoader:
         """A DataLoader over the sampler's current epoch. A private generator keeps its start-up
@@ -62,20 +76,26 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[
     the module's table); with ``world`` processes, this ``rank``'s share of every global batch
     (:class:`BucketBatchSampler`). Batches are pinned when the model is on a CUDA device
     (``pin_memory`` None) or when asked."""
-    records = read_manifest(manifest) if isinstance(manifest, (str, Path)) else list(manifest)
-    durations = record_durations(records)
-    skipped = 0
+    records, skips = _read(manifest)
+    durations, unreadable = record_durations(records)
+    skips += unreadable
     if mode == "decode":
         durations = [d if d is not None else 0.0 for d in durations]
     else:
-        records, durations, skipped = filter_by_duration(records, durations, cfg.data.min_seconds, cfg.data.max_seconds)
+        records, durations, out_of_range = filter_by_duration(*_with_targets(records, durations, skips),
+                                                              cfg.data.min_seconds, cfg.data.max_seconds)
+        skips += out_of_range
+        report_skips(skips, f"{mode} set")
         if not records:
             source = manifest if isinstance(manifest, (str, Path)) else "the given records"
-            raise ValueError(f"{source}: no usable records (all {skipped} were skipped; see the warnings above)")
+            first = "; ".join(f"{s.message} [{s.reason}]" for s in skips[:3])
+            raise ValueError(f"{source}: no usable records (all {len(skips)} were skipped: {describe(count_by_reason(skips))}; "
+                             f"`slamkit validate` names each line). First: {first}")
     prompts, train = model.prompts, mode == "train"
     targets = prompts.target_ids if mode != "decode" else None
     dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, targets, prompt_resolver(cfg),
-                            skip_errors=True, per_epoch=train)
+                            skip_errors=True, per_epoch=train,
+                            max_target_tokens=cfg.data.max_target_tokens if mode != "decode" else 0)
     if mode == "decode":
         sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True, num_replicas=world, rank=rank)
     else:
@@ -88,7 +108,32 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[
         pin_memory = next(model.parameters()).device.type == "cuda"
     if cfg.data.prefetch_factor < 1:
         raise ValueError(f"data.prefetch_factor must be at least 1 (got {cfg.data.prefetch_factor})")
-    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skipped, pin_memory, cfg.data.prefetch_factor)
+    return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skips, pin_memory, cfg.data.prefetch_factor)
+
+
+def _read(manifest: str | Path | Sequence[Record]) -> tuple[list[Record], list[Skip]]:
+    """A manifest's usable records and its unusable lines (records given in code are all usable)."""
+    if isinstance(manifest, (str, Path)):
+        return scan_manifest(manifest)
+    return list(manifest), []
+
+
+def _with_targets(records: list[Record], durations: list[float | None],
+                  skips: list[Skip]) -> tuple[list[Record], list[float | None]]:
+    """Records that have a target to learn (and their durations); the others are added to ``skips``."""
+    kept = [(r, d) for r, d in zip(records, durations) if r.target.strip()]
+    skips += [Skip(r.where, EMPTY_TARGET, "empty target: nothing to learn or to validate against", r.key)
+              for r in records if not r.target.strip()]
+    return [r for r, _ in kept], [d for _, d in kept]
+
+
+def report_skips(skips: Sequence[Skip], what: str, detailed: int = 10) -> None:
+    """Log the first ``detailed`` skips one per line (file:line, reason, detail), then the count by reason."""
+    for skip in skips[:detailed]:
+        log.warning("%s: skipping %s [%s]", what, skip.message, skip.reason)
+    if skips:
+        more = f" ({len(skips) - detailed} more not shown; `slamkit validate` lists all)" if len(skips) > detailed else ""
+        log.warning("%s: %d record(s) skipped before loading: %s%s", what, len(skips), describe(count_by_reason(skips)), more)
 
 
 def check_clip_window(cfg: Config) -> None:

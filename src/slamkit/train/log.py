@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ class MetricLogger:
         if resume_step is None:
             self.path.unlink()
             return
-        keep = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= resume_step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        keep = [line for line in self.path.read_text().splitlines() if _step_of(line) is not None and _step_of(line) <= resume_step]
+        tmp = self.path.with_name(self.path.name + ".tmp")  # replaced in one rename: a kill now loses no line
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.path)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         """Record ``metrics`` at ``step``."""
@@ -55,6 +58,14 @@ class MetricLogger:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a metrics line; None for a blank line or one cut short by a kill mid-write."""
+    try:
+        return int(json.loads(line)["step"]) if line.strip() else None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -26,11 +26,13 @@ from tqdm import tqdm
 
 from slamkit.batch import Batch
 from slamkit.config import Config, TrainConfig, dump_config
+from slamkit.data.skips import Skip
 from slamkit.models.speech_llm import SpeechLLM, build_model, parameter_report
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.data import Loader, batch_stream, build_loader, check_clip_window
 from slamkit.train.distributed import Dist, autocast, checkpoint_activations, grad_scaler, setup
 from slamkit.train.log import MetricLogger
+from slamkit.train.skiplog import SkipTally
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
 from slamkit.train.optim import build_optimizer, build_scheduler
 
@@ -45,7 +47,8 @@ class TrainResult:
     step: int
     last_loss: float
     valid_loss: float | None
-    skipped: int
+    skipped: int  # items left out (unusable lines and audio, empty targets, out-of-range durations)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,7 +100,8 @@ def validate(model: SpeechLLM, loader: DataLoader, objective: Objective, dist: D
 
 
 def _prepare_run_dir(cfg: Config, dist: Dist) -> ckpt.CheckpointInfo | None:
-    """The checkpoint to resume from (None for a new run); rank 0 writes config.yaml."""
+    """The checkpoint to resume from (None for a new run): the newest intact one, which rank 0 chooses
+    (checking each file against meta.json, once) and tells the other ranks; rank 0 writes config.yaml."""
     run_dir = Path(cfg.train.output_dir)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not cfg.train.resume:
@@ -105,11 +109,19 @@ def _prepare_run_dir(cfg: Config, dist: Dist) -> ckpt.CheckpointInfo | None:
             f"{run_dir} already holds checkpoints (latest step {latest.step}); pass train.resume=true to continue, "
             "or choose another train.output_dir (nothing was overwritten)"
         )
+    chosen: ckpt.CheckpointInfo | FileNotFoundError | None = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
-    dist.barrier()
-    return latest if cfg.train.resume else None
+        if latest is not None:
+            try:
+                chosen = ckpt.resume_checkpoint(run_dir)
+            except FileNotFoundError as exc:  # none intact: every rank raises it, not rank 0 alone
+                chosen = exc
+    chosen = dist.gather(chosen)[0]  # every rank waits for rank 0 here
+    if isinstance(chosen, FileNotFoundError):
+        raise chosen
+    return chosen
 
 
 def _build(cfg: Config, latest: ckpt.CheckpointInfo | None, device: torch.device) -> SpeechLLM:
@@ -156,7 +168,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     logger: Any
     step: int = 0
-    skipped: int = 0
+    skips: SkipTally | None = None  # what the run left out, by reason (set up with the run)
     valid_loss: float | None = None
     nonfinite_streak: int = 0  # consecutive steps without an update (non-finite loss or gradient)
     nonfinite_total: int = 0
@@ -193,10 +205,12 @@ def _setup(cfg: Config) -> _Run:
     engine = dist.wrap(model, find_unused=tc.prealign_steps > 0, precision=tc.precision)
     optimizer = build_optimizer(model, tc)  # after wrapping: FSDP replaces the parameters with shards
     run = _Run(cfg, dist, model, engine, prealign, objective, data, valid,
-               optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skipped=data.skipped)
+               optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skips=SkipTally(tc.output_dir, dist))
     if latest is not None:
-        run.step, run.skipped, (run.window.loss_sum, run.window.units) = _resume(latest, run)
+        run.step, skipped, (run.window.loss_sum, run.window.units) = _resume(latest, run)
+        run.skips.load_state_dict(skipped)
         log.info("resumed from %s (step %d)", latest.path, run.step)
+    run.skips.start(data.skips, run.step if latest is not None else None)
     run.logger = MetricLogger(tc.output_dir, tc.tensorboard, resume_step=run.step if latest else None) if dist.is_main else _NoLogger()
     return run
 
@@ -215,38 +229,40 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     bar = tqdm(total=tc.max_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
                disable=not run.dist.is_main)
     last_loss, window = float("nan"), run.window
-    while run.step < tc.max_steps:
-        step_objective = run.objective_at(run.step)
-        if run.step == tc.prealign_steps > 0:
-            pace = _end_prealignment(run.optimizer, window, run.step)
-        batches, window_skipped = _next_window(stream, tc.grad_accum, keep_empty=run.dist.distributed)
-        stats = _optimizer_step(run, batches, step_objective)
-        run.skipped += int(run.dist.sum([window_skipped])[0])
-        run.step += 1
-        _guard_nonfinite(run, stats, batches)
-        stats["nonfinite_steps"] = run.nonfinite_total
-        window.audio_seconds += stats["audio_seconds"]
-        if not stats["nonfinite"]:  # a step that updated nothing does not enter the logged mean loss
-            last_loss = stats["loss"]
-            units = stats[step_objective.unit]
-            window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
-        _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
-        final = run.step == tc.max_steps or _over_budget(started, tc, run.dist)
-        if run.step % tc.log_every == 0 or final:
-            run.logger.log(_log_record(stats, window, step_objective, run.data.sampler.epoch, run.skipped, run.model), run.step)
-            window.reset()
-        validated = run.valid_loader is not None and _validated(run.step, tc, final)
-        if validated:
-            run.valid_loss = _validate_and_log(run)
-        if run.step % tc.save_every == 0 or final:
-            _save(run, validated)
-        if final or (stop_at_step is not None and run.step >= stop_at_step):
-            break
-    bar.close()
-    run.logger.close()
-    if run.skipped and run.dist.is_main:
-        log.warning("%d training samples were skipped (unreadable, empty, non-finite or out-of-range audio)", run.skipped)
-    return TrainResult(Path(tc.output_dir), run.step, last_loss, run.valid_loss, run.skipped)
+    try:
+        while run.step < tc.max_steps:
+            step_objective = run.objective_at(run.step)
+            if run.step == tc.prealign_steps > 0:
+                pace = _end_prealignment(run.optimizer, window, run.step)
+            batches, window_skips = _next_window(stream, tc.grad_accum, keep_empty=run.dist.distributed)
+            stats = _optimizer_step(run, batches, step_objective)
+            run.step += 1
+            run.skips.add(window_skips, run.step)
+            _guard_nonfinite(run, stats, batches)
+            stats["nonfinite_steps"] = run.nonfinite_total
+            window.audio_seconds += stats["audio_seconds"]
+            if not stats["nonfinite"]:  # a step that updated nothing does not enter the logged mean loss
+                last_loss = stats["loss"]
+                units = stats[step_objective.unit]
+                window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
+            _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
+            final = run.step == tc.max_steps or _over_budget(started, tc, run.dist)
+            if run.step % tc.log_every == 0 or final:
+                run.logger.log(_log_record(stats, window, step_objective, run.data.sampler.epoch, run.skips, run.model), run.step)
+                window.reset()
+            validated = run.valid_loader is not None and _validated(run.step, tc, final)
+            if validated:
+                run.valid_loss = _validate_and_log(run)
+            if run.step % tc.save_every == 0 or final:
+                _save(run, validated)
+            if final or (stop_at_step is not None and run.step >= stop_at_step):
+                break
+    finally:  # an error (non-finite losses, a refused checkpoint) leaves the console and the log closed
+        bar.close()
+        run.logger.close()
+    if run.skips.total and run.dist.is_main:
+        log.warning("%d training item(s) were skipped: %s (each named in %s)", run.skips.total, run.skips.describe(), run.skips.path)
+    return TrainResult(Path(tc.output_dir), run.step, last_loss, run.valid_loss, run.skips.total, run.skips.state_dict())
 
 
 class NonFiniteLoss(ValueError):
@@ -279,7 +295,7 @@ def _save(run: _Run, validated: bool) -> None:
     rngs = run.dist.gather(ckpt.rng_state())
     tc, valid_loss = run.cfg.train, run.valid_loss if validated else None
     state = {"step": run.step, "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-             "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs, "skipped": run.skipped,
+             "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs, "skipped": run.skips.state_dict(),
              "log_window": (run.window.loss_sum, run.window.units)}
     if run.sharded_checkpoints:
         tmp = ckpt.staging_dir(tc.output_dir, run.step)
@@ -287,7 +303,8 @@ def _save(run: _Run, validated: bool) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         run.dist.barrier()
-        run.dist.save_sharded(run.model, run.optimizer, tmp / ckpt.DCP_DIR)
+        with ckpt.writing(tc.output_dir, run.step, tmp):  # a write the disk refuses: one clear error, staging removed
+            run.dist.save_sharded(run.model, run.optimizer, tmp / ckpt.DCP_DIR)
         run.dist.barrier()
         if run.dist.is_main:
             ckpt.finish_checkpoint(tc.output_dir, run.step, tmp, state, valid_loss, tc.keep_last)
@@ -317,13 +334,14 @@ def _progress(bar: tqdm, stats: dict[str, float], ordinary: bool, started: float
     bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}", audio_s=f"{stats['audio_seconds']:.0f}", refresh=False)
 
 
-def _log_record(stats: dict[str, float], window: _Window, objective: Objective, epoch: int, skipped: int,
-                model: SpeechLLM) -> dict[str, float]:
+def _log_record(stats: dict[str, float], window: _Window, objective: Objective, epoch: int, skips: SkipTally,
+                model: SpeechLLM) -> dict[str, Any]:
     """The metrics line of a log step: the window's mean loss under the objective's name."""
     elapsed = time.perf_counter() - window.started
     mean = window.loss_sum / window.units if window.units else float("nan")  # NaN: every step of the window was skipped
     record = {**stats, "loss": mean, "step_loss": stats["loss"],
-              "audio_s_per_s": window.audio_seconds / max(elapsed, 1e-9), "epoch": epoch, "skipped": skipped,
+              "audio_s_per_s": window.audio_seconds / max(elapsed, 1e-9), "epoch": epoch, "skipped": skips.total,
+              "skipped_by_reason": skips.state_dict(),
               **model.cache_stats()}
     if objective.name != "loss":  # a distance, not a token loss: logged under its own name
         record = {k: v for k, v in record.items() if k not in ("loss", "step_loss", "acc")}
@@ -365,7 +383,7 @@ def _validated(step: int, tc: TrainConfig, final: bool) -> bool:
     return final or bool(tc.valid_every and step % tc.valid_every == 0 and step > tc.prealign_steps)
 
 
-def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, int, tuple[float, int]]:
+def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, Any, tuple[float, int]]:
     """Load weights, optimizer, schedule, scaler, sampler position and this rank's RNG; returns
     (step, skipped, log window)."""
     state = ckpt.load_state(latest.path)
@@ -385,17 +403,18 @@ def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, int, tuple[flo
         log.warning("the checkpoint holds the RNG states of %d processes, this job has %d: rank %d takes %s",
                     len(rngs), run.dist.world, run.dist.rank, "rank 0's" if run.dist.rank >= len(rngs) else "its own")
     ckpt.set_rng_state(rngs[run.dist.rank] if run.dist.rank < len(rngs) else rngs[0])
-    return int(state["step"]), int(state.get("skipped", 0)), tuple(state.get("log_window", (0.0, 0)))
+    return int(state["step"]), state.get("skipped", 0), tuple(state.get("log_window", (0.0, 0)))
 
 
-def _next_window(stream: Iterator[Batch], n: int, keep_empty: bool = False) -> tuple[list[Batch], int]:
-    """``n`` micro-batches and the count of samples that failed to load. Alone, batches whose samples
+def _next_window(stream: Iterator[Batch], n: int, keep_empty: bool = False) -> tuple[list[Batch], list[Skip]]:
+    """``n`` micro-batches and the samples that failed to load (:class:`Skip`, with file:line and reason). Alone, batches whose samples
     all failed are skipped; with several processes they are kept (every rank must take part in
     every micro-batch's gradient synchronisation)."""
-    window, skipped = [], 0
+    window: list[Batch] = []
+    skipped: list[Skip] = []
     while len(window) < n:
         batch = next(stream)
-        skipped += batch.skipped
+        skipped += batch.skips
         if batch.keys or keep_empty:
             window.append(batch)
     return window, skipped
