@@ -10,8 +10,8 @@ import pytest
 from slamkit.config import (CONFIG_REFERENCE_BEGIN, CONFIG_REFERENCE_END, ConfigError, config_reference,
                             config_reference_markdown, dump_config, load_config, parse_override, update_config_reference)
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-REGENERATE = "slamkit config --write-readme README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+REGENERATE = "slamkit config --write-readme docs/config.md"
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -87,11 +87,11 @@ def _stale_config_reference(readme: str) -> str | None:
     try:
         expected = update_config_reference(readme)
     except ValueError as exc:
-        return f"README.md's config reference block is broken ({exc}); restore the markers, then run `{REGENERATE}`"
+        return f"docs/config.md's config reference block is broken ({exc}); restore the markers, then run `{REGENERATE}`"
     if expected == readme:
         return None
-    diff = difflib.unified_diff(readme.splitlines(), expected.splitlines(), "README.md", "schema", lineterm="", n=0)
-    return f"README.md's config reference differs from the schema in src/slamkit/config.py; run `{REGENERATE}`:\n" + "\n".join(diff)
+    diff = difflib.unified_diff(readme.splitlines(), expected.splitlines(), "docs/config.md", "schema", lineterm="", n=0)
+    return f"docs/config.md's config reference differs from the schema in src/slamkit/config.py; run `{REGENERATE}`:\n" + "\n".join(diff)
 
 
 def test_readme_config_reference_is_generated_from_the_schema():

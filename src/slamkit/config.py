@@ -9,10 +9,10 @@ resolved config, which is enough to rebuild the model.
 Every field carries a ``help`` string in its metadata. :func:`config_reference` turns the schema
 into (key, type, default, help) rows, which ``slamkit config`` prints as a list;
 :func:`config_reference_markdown` renders the same rows as Markdown tables, one per section
-(``slamkit config --markdown``). In README.md, the "Config reference" tables are that output,
+(``slamkit config --markdown``). In docs/config.md, the "Config reference" tables are that output,
 kept between the :data:`CONFIG_REFERENCE_BEGIN` and :data:`CONFIG_REFERENCE_END` marker comments;
-``slamkit config --write-readme README.md`` (:func:`update_config_reference`) rewrites the block in
-place, and tests/test_config.py fails when the README's block differs from the schema.
+``slamkit config --write-readme docs/config.md`` (:func:`update_config_reference`) rewrites the block in
+place, and tests/test_config.py fails when that block differs from the schema.
 """
 
 from __future__ import annotations
@@ -394,11 +394,11 @@ def config_reference() -> list[tuple[str, str, str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The Markdown reference (README.md's "Config reference" block)
+# The Markdown reference (the "Config reference" block of docs/config.md)
 # ---------------------------------------------------------------------------------------------
 
-#: The marker comments around the generated block in README.md.
-CONFIG_REFERENCE_BEGIN = "<!-- BEGIN CONFIG REFERENCE (generated: slamkit config --write-readme README.md) -->"
+#: The marker comments around the generated block in docs/config.md.
+CONFIG_REFERENCE_BEGIN = "<!-- BEGIN CONFIG REFERENCE (generated: slamkit config --write-readme docs/config.md) -->"
 CONFIG_REFERENCE_END = "<!-- END CONFIG REFERENCE -->"
 
 

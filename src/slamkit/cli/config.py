@@ -61,5 +61,5 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--markdown", action="store_true",
                    help="print the config reference as Markdown tables, one per section (the README's block)")
     p.add_argument("--write-readme", metavar="FILE", default=None,
-                   help="rewrite the generated block between the CONFIG REFERENCE markers of FILE (e.g. README.md) in place")
+                   help="rewrite the generated block between the CONFIG REFERENCE markers of FILE (e.g. docs/config.md) in place")
     p.set_defaults(func=cmd_config)
