@@ -18,14 +18,14 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,demo,augment]"
 	touch $(STAMP)
 
 # Reference files and real assets the tests compare against: openai-whisper's front end, the
 # Debian speech data, the GGUF LLM, the TTS programs (apt, when root). On a laptop this is best
 # effort (the tests that need a missing one are skipped with the reason); under CI=true a failure
 # here fails the run, and so does any skipped test (tests/conftest.py).
-ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng sonic-pi-samples
+ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng sonic-pi-samples asterisk-moh wordnet austen-novels moby-dick jargon-file
 reference: setup
 	PYTHON=$(BIN)/python bash scripts/fetch_reference.sh || [ "$$CI" != "true" ]
 	for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || { echo "asset $$a could not be installed" >&2; [ "$$CI" != "true" ] || exit 1; }; done
