@@ -1,14 +1,19 @@
-"""Speech synthesis with exact transcripts: flite and espeak-ng, many voices, rates and pitches.
+"""Speech synthesis with exact transcripts: flite, espeak-ng and Piper, many voices, rates and pitches.
 
 Each utterance is one :class:`TTSJob` (a sentence plus a voice drawn from a seeded generator, so
-the same seed gives the same corpus however many workers run it). A job runs the engine, reads
-its WAV, mixes to mono, resamples to 16 kHz (soxr), optionally passes it through 8 kHz and back
-(telephone band), and writes 16-bit PCM. Engines are registered in :data:`TTS_ENGINES`.
+the same seed gives the same corpus however many workers run it). A job runs the engine, mixes
+to mono, resamples to 16 kHz (soxr), optionally applies a pseudo-speaker
+(:mod:`slamkit.prepare.perturb`) and passes it through 8 kHz and back (telephone band), and
+writes 16-bit PCM. Engines are registered in :data:`TTS_ENGINES`; each says what it lacks
+(:meth:`Engine.missing`) before a run starts.
 
 - flite: voices kal (8 kHz diphone), kal16, awb, rms, slt; rate with ``duration_stretch``, pitch
   with ``int_f0_target_mean`` (rms ignores it, so its pitch is left alone).
 - espeak-ng: 8 English accents × voice variants (``en-us+f3``), rate ``-s`` (words/min), pitch
   ``-p`` (0–99). Text goes in on stdin, so a sentence starting with ``-`` is not an option.
+- piper: one neural voice, joe (US male, :mod:`slamkit.prepare.piper_voice`), in this process (no
+  program); rate through ``length_scale``, voice quality ``noise_scale`` and phoneme-duration
+  noise ``noise_w_scale``. It cannot change its pitch: pseudo-speakers do that.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 import soundfile as sf
 
 from slamkit.data.audio import resample, to_mono
+from slamkit.prepare import piper_voice
+from slamkit.prepare.perturb import PseudoSpeaker, perturb
 from slamkit.registry import Registry
 
 SAMPLE_RATE = 16000
@@ -39,41 +46,73 @@ class TTSError(RuntimeError):
 
 @dataclass(frozen=True)
 class Voice:
-    """One engine setting: ``voice`` name, ``rate`` (speed factor, 1 = default) and ``pitch``
-    (factor on the voice's mean F0, 1 = default; ``None`` where the voice cannot change it)."""
+    """One engine setting: ``voice`` name, ``rate`` (speed factor, 1 = default), ``pitch``
+    (factor on the voice's mean F0, 1 = default; ``None`` where the voice cannot change it) and
+    engine-specific ``settings`` (``(name, value)`` pairs, written to the manifest as they are)."""
 
     engine: str
     voice: str
     rate: float
     pitch: float | None
+    settings: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"voice": f"{self.engine}/{self.voice}", "rate": round(self.rate, 3)}
         if self.pitch is not None:
             out["pitch"] = round(self.pitch, 3)
-        return out
+        return out | {name: round(value, 3) for name, value in self.settings}
 
 
 class Engine(Protocol):
-    """A TTS program: draws voices and builds the command that speaks a text into a WAV file."""
+    """A TTS engine: says what it lacks, draws voices, speaks a text."""
 
     name: str
-    program: str
+
+    def missing(self) -> str | None:
+        """Why the engine cannot run here, with the command that fixes it; ``None`` when it can."""
+        ...
 
     def sample_voice(self, rng: random.Random) -> Voice: ...
 
-    def command(self, text: str, voice: Voice, wav: Path) -> tuple[list[str], str | None]:
-        """``(argv, stdin text or None)`` that writes ``text`` spoken by ``voice`` to ``wav``."""
+    def speak(self, text: str, voice: Voice, tmp_wav: Path, where: str) -> tuple[np.ndarray, int]:
+        """``text`` spoken by ``voice``: ``(float32 [t] or [t, channels], rate)``. ``tmp_wav`` is a
+        scratch file the engine may write; ``where`` ("file:line") goes into its errors."""
         ...
 
 
 TTS_ENGINES: Registry[Engine] = Registry("TTS engine")
 
+
+class ProgramEngine:
+    """Base of the engines that run a program writing a WAV file; subclasses give :meth:`command`."""
+
+    name = ""
+    program = ""
+
+    def command(self, text: str, voice: Voice, wav: Path) -> tuple[list[str], str | None]:
+        """``(argv, stdin text or None)`` that writes ``text`` spoken by ``voice`` to ``wav``."""
+        raise NotImplementedError
+
+    def missing(self) -> str | None:
+        if shutil.which(self.program) is not None:
+            return None
+        return (f"TTS engine {self.name!r} needs the program `{self.program}` on PATH: install it with "
+                f"`sudo apt-get install -y {self.program}` or `slamkit assets install {self.name}` (as root)")
+
+    def speak(self, text: str, voice: Voice, tmp_wav: Path, where: str) -> tuple[np.ndarray, int]:
+        argv, stdin = self.command(text, voice, tmp_wav)
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0 or not tmp_wav.is_file():
+            raise TTSError(f"{where}: `{' '.join(argv)}` failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+        data, rate = sf.read(str(tmp_wav), dtype="float32", always_2d=True)
+        return data, int(rate)
+
+
 # Mean F0 (Hz) of each flite voice as shipped (measured); None: int_f0_target_mean has no effect.
 FLITE_VOICES: dict[str, float | None] = {"kal": 95.0, "kal16": 95.0, "awb": 125.0, "rms": None, "slt": 170.0}
 
 
-class Flite:
+class Flite(ProgramEngine):
     """flite 2.x: ``-voice NAME --setf duration_stretch=R --setf int_f0_target_mean=F -t TEXT -o WAV``."""
 
     name = "flite"
@@ -103,7 +142,7 @@ ESPEAK_RATE = 175  # words per minute at rate factor 1
 ESPEAK_PITCH = 50  # espeak-ng's default pitch (0-99)
 
 
-class EspeakNG:
+class EspeakNG(ProgramEngine):
     """espeak-ng: ``-v ACCENT+VARIANT -s WPM -p PITCH -w WAV --stdin``."""
 
     name = "espeak-ng"
@@ -122,19 +161,46 @@ class EspeakNG:
         return argv, text.replace("[[", "[ [")
 
 
+# Ranges around the joe voice's defaults (length_scale 1, noise_scale 0.667, noise_w 0.8) that
+# stay natural; the rate range is that of flite and espeak-ng.
+PIPER_RATE = (0.85, 1.2)
+PIPER_NOISE = (0.5, 0.8)
+PIPER_NOISE_W = (0.6, 1.0)
+
+
+class Piper:
+    """Piper (``piper-tts``) speaking the packaged joe voice, in this process (:mod:`slamkit.prepare.piper_voice`)."""
+
+    name = "piper"
+
+    def missing(self) -> str | None:
+        return piper_voice.missing()
+
+    def sample_voice(self, rng: random.Random) -> Voice:
+        rate = rng.uniform(*PIPER_RATE)
+        settings = (("noise_scale", rng.uniform(*PIPER_NOISE)), ("noise_w_scale", rng.uniform(*PIPER_NOISE_W)))
+        return Voice(self.name, "joe", rate=rate, pitch=None, settings=settings)
+
+    def speak(self, text: str, voice: Voice, tmp_wav: Path, where: str) -> tuple[np.ndarray, int]:
+        # length_scale > 1 is slower speech, so the rate factor is its inverse.
+        settings = dict(voice.settings)
+        return piper_voice.speak(text, 1.0 / voice.rate, settings["noise_scale"], settings["noise_w_scale"])
+
+
 TTS_ENGINES.register("flite")(Flite())
 TTS_ENGINES.register("espeak-ng")(EspeakNG())
+TTS_ENGINES.register("piper")(Piper())
 
 
 def check_engines(names: Sequence[str]) -> None:
-    """Raise if an engine is unknown (KeyError) or its program is not on PATH (FileNotFoundError)."""
+    """Raise if an engine is unknown (KeyError) or cannot run here (:class:`AssetMissingError`, a
+    FileNotFoundError whose message names what to install)."""
+    from slamkit.assets import AssetMissingError
+
     for name in names:
-        engine = TTS_ENGINES.get(name)
-        if shutil.which(engine.program) is None:
-            raise FileNotFoundError(
-                f"TTS engine {name!r} needs the program `{engine.program}` on PATH: install it with "
-                f"`sudo apt-get install -y {engine.program}` or `slamkit assets install {name}` (as root)"
-            )
+        problem = TTS_ENGINES.get(name).missing()
+        if problem is not None:
+            raise AssetMissingError(problem)
 
 
 @dataclass(frozen=True)
@@ -147,6 +213,7 @@ class TTSJob:
     voice: Voice
     telephone: bool
     wav: Path
+    pseudo: PseudoSpeaker | None = None  # perturbation applied after synthesis, at 16 kHz
 
 
 def telephone_band(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -156,15 +223,9 @@ def telephone_band(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     return back[: len(wave)] if len(back) >= len(wave) else np.pad(back, (0, len(wave) - len(back)))
 
 
-def _speak(job: TTSJob, tmp_wav: Path) -> tuple[np.ndarray, int]:
-    """Run the engine for ``job`` into ``tmp_wav``; return ``(float32 [t, ch], rate)``."""
-    engine = TTS_ENGINES.get(job.voice.engine)
-    argv, stdin = engine.command(job.text, job.voice, tmp_wav)
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0 or not tmp_wav.is_file():
-        raise TTSError(f"{job.where}: `{' '.join(argv)}` failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
-    data, rate = sf.read(str(tmp_wav), dtype="float32", always_2d=True)
-    return data, int(rate)
+def init_worker() -> None:
+    """Initializer of a synthesis pool's processes: in-process models use one thread each."""
+    piper_voice.use_threads(1)
 
 
 def synthesize(job: TTSJob) -> dict[str, Any]:
@@ -177,10 +238,12 @@ def synthesize(job: TTSJob) -> dict[str, Any]:
     os.close(fd)
     tmp = Path(name)
     try:
-        data, rate = _speak(job, tmp)
+        data, rate = TTS_ENGINES.get(job.voice.engine).speak(job.text, job.voice, tmp, job.where)
         wave = resample(to_mono(data), rate, SAMPLE_RATE)
         if wave.size == 0 or not np.any(wave):
             raise TTSError(f"{job.where}: {job.voice.engine} produced no audio for {job.text!r}")
+        if job.pseudo is not None:
+            wave = perturb(wave, job.pseudo, SAMPLE_RATE)
         if job.telephone:
             wave = telephone_band(wave)
         wave = np.clip(wave, -1.0, 1.0)
@@ -190,5 +253,6 @@ def synthesize(job: TTSJob) -> dict[str, Any]:
         return {"key": job.key, "error": str(err)}
     finally:
         tmp.unlink(missing_ok=True)
+    pseudo = job.pseudo.to_json() if job.pseudo is not None else {}
     return {"key": job.key, "target": job.text, "duration": round(len(wave) / SAMPLE_RATE, 3),
-            "engine": job.voice.engine, **job.voice.to_json(), "telephone": job.telephone}
+            "engine": job.voice.engine, **job.voice.to_json(), **pseudo, "telephone": job.telephone}
