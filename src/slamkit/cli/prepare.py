@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from slamkit.cli.common import Subparsers
+from slamkit.cli.prepare_augment import add_augment
 
 
 def _asset_error(corpus: str, exc: Exception) -> int:
@@ -35,14 +36,35 @@ def cmd_prepare_tones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tts_voice_options(args: argparse.Namespace) -> dict:
+    """The engine mix and pseudo-speaker options of `prepare tts`, checked; a ValueError names the option."""
+    from slamkit.prepare.engine_mix import parse_engines
+    from slamkit.prepare.perturb import MAX_SEMITONES, TEMPO_LIMITS, check_range
+
+    if args.pseudo_speakers < 0:
+        raise ValueError(f"--pseudo-speakers must be >= 0, got {args.pseudo_speakers}")
+    options = {"engines": parse_engines(args.engines, option="--engines"), "pseudo_speakers": args.pseudo_speakers}
+    if args.pseudo_pitch is not None:
+        options["pseudo_pitch"] = check_range(args.pseudo_pitch, "--pseudo-pitch", (-MAX_SEMITONES, MAX_SEMITONES))
+    if args.pseudo_tempo is not None:
+        options["pseudo_tempo"] = check_range(args.pseudo_tempo, "--pseudo-tempo", TEMPO_LIMITS)
+    return options
+
+
 def cmd_prepare_tts(args: argparse.Namespace) -> int:
     """`prepare tts TEXTFILE --out DIR`: speak the lines of a text file with TTS engines."""
-    from slamkit.prepare import prepare_tts
+    from slamkit.assets import AssetError
+    from slamkit.prepare import CorpusError, prepare_tts
 
-    engines = [name for item in args.engines for name in item.split(",") if name]
-    print(json.dumps(prepare_tts(args.text_file, args.out, engines=engines, num_utterances=args.limit, seed=args.seed,
-                                 telephone_fraction=args.telephone_fraction, workers=args.workers,
-                                 short_phrases=args.short_phrases)))
+    try:
+        voices = _tts_voice_options(args)
+        summary = prepare_tts(args.text_file, args.out, num_utterances=args.limit, seed=args.seed,
+                              telephone_fraction=args.telephone_fraction, workers=args.workers,
+                              short_phrases=args.short_phrases, **voices)
+    except (ValueError, AssetError, CorpusError) as exc:
+        print(f"slamkit prepare tts: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
     return 0
 
 
@@ -110,10 +132,12 @@ def _add_tones(prep: Subparsers) -> None:
 
 
 def _add_tts(prep: Subparsers) -> None:
-    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng (many voices)")
+    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng/piper (many voices)")
     t.add_argument("text_file", metavar="TEXTFILE", help="UTF-8 text, one sentence per line (the transcripts)")
     t.add_argument("--out", required=True, help="output folder: tts.jsonl and wav/")
-    t.add_argument("--engines", nargs="+", default=["flite", "espeak-ng"], help="TTS engines (default: flite espeak-ng)")
+    t.add_argument("--engines", nargs="+", default=["flite", "espeak-ng"], metavar="ENGINE[:WEIGHT]",
+                   help="TTS engines (flite, espeak-ng, piper), equally likely, or weighted: "
+                        "piper:0.6,flite:0.2,espeak-ng:0.2 (default: flite espeak-ng)")
     t.add_argument("--limit", type=int, default=None, help="number of utterances (default: one per usable line)")
     t.add_argument("--seed", type=int, default=0, help="random seed for voices, rates, pitches (default 0)")
     t.add_argument("--telephone-fraction", type=float, default=0.0, help="share of clips passed through 8 kHz (default 0)")
@@ -121,6 +145,13 @@ def _add_tts(prep: Subparsers) -> None:
     t.add_argument("--short-phrases", type=int, default=0, metavar="N",
                    help="also speak N short utterances (1-3-word spans of the lines, numbers, ordinals, dates), "
                         "spread among the lines (default 0)")
+    t.add_argument("--pseudo-speakers", type=int, default=0, metavar="N",
+                   help="make N pseudo-speakers (pitch+formant shift and tempo change of the synthesised audio); each "
+                        "utterance is spoken by its voice as is or by one of them (default 0: none)")
+    t.add_argument("--pseudo-pitch", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="semitones the pseudo-speakers' pitch shifts span (default -3 3; below -3 Whisper's WER climbs)")
+    t.add_argument("--pseudo-tempo", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="tempo factors of the pseudo-speakers (default 0.9 1.1)")
     t.set_defaults(func=cmd_prepare_tts)
 
 
@@ -192,6 +223,7 @@ def _add_librispeech(prep: Subparsers) -> None:
 #: The ``prepare`` subcommands, in the order of ``slamkit prepare --help``.
 _PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _add_tones, _add_tts, _add_debian_corpora, _add_caption_corpora, _add_sonicpi, _add_librispeech,
+    add_augment,
 )
 
 
