@@ -8,7 +8,8 @@ import pytest
 
 from slamkit.assets import AssetMissingError, asset_path, resolve_path
 
-NEEDED = ["whisper-tiny.en", "smollm2-135m-instruct-gguf", "fortunes", "flite", "espeak-ng", "asterisk-sounds", "pocketsphinx-testdata"]
+NEEDED = ["whisper-tiny.en", "smollm2-135m-instruct-gguf", "fortunes", "wordnet", "austen-novels", "moby-dick", "jargon-file", "flite",
+          "espeak-ng", "piper-joe", "asterisk-moh", "sonic-pi-samples", "asterisk-sounds", "pocketsphinx-testdata"]
 
 
 def _assets_or_skip() -> None:

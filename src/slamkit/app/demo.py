@@ -19,6 +19,7 @@ Every step reuses what an earlier run left (assets, data, features), so a second
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -31,7 +32,6 @@ from slamkit.assets import asset_path
 from slamkit.config import load_config
 from slamkit.data.audio import load_audio
 from slamkit.data.manifest import read_manifest, write_manifest
-from slamkit.fingerprint import digest
 from slamkit.infer.score import score_file
 from slamkit.infer.decode import decode_manifest, load_run
 from slamkit.infer.reference import reference_run_dir
@@ -109,7 +109,7 @@ def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     if not 0.0 <= opts.short_fraction < 1.0:
         raise ValueError(f"short_fraction must be in [0, 1), got {opts.short_fraction}")
     short = round(opts.utterances * opts.short_fraction)
-    voices = digest({"text": opts.text, "engines": opts.engines, "pseudo_speakers": opts.pseudo_speakers})[:8]
+    voices = _short_digest({"text": opts.text, "engines": opts.engines, "pseudo_speakers": opts.pseudo_speakers})
     tts_dir = data / (f"tts-{opts.utterances}-{opts.seed}" + (f"-short{short}" if short else "") + f"-{voices}")
     manifest = tts_dir / "tts.jsonl"
     if not manifest.is_file():
@@ -133,11 +133,16 @@ def prepare_data(opts: DemoOptions, assets: dict[str, Path]) -> dict[str, Path]:
     return splits
 
 
+def _short_digest(settings: dict) -> str:
+    """8 hex digits naming a data folder after the settings that made it (so other settings never reuse it)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def _augmented(train: Path, tts_dir: Path, opts: DemoOptions) -> Path:
     """The training split rendered through ``opts.augment`` (made once; held-out splits stay clean)."""
     from slamkit.prepare.augment_run import prepare_augment
 
-    folder = tts_dir / f"augment-{digest({'spec': opts.augment, 'seed': opts.seed})[:8]}"
+    folder = tts_dir / f"augment-{_short_digest({'spec': opts.augment, 'seed': opts.seed})}"
     out = folder / "train.jsonl"
     if not out.is_file():
         summary = prepare_augment(train, folder, spec=opts.augment, seed=opts.seed, name="train", install=True)
