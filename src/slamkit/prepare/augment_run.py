@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,13 +33,13 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from slamkit.data.audio import AudioError, load_audio
 from slamkit.data.manifest import ManifestError, Record, scan_manifest, write_manifest
 from slamkit.data.skips import Skip, count_by_reason
 from slamkit.prepare.augment import DEFAULT_SPEC, Clip, Plan, SetupContext, augment_clip, build_plan
 from slamkit.prepare.augment_base import SAMPLE_RATE
+from slamkit.prepare.base import default_workers, ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -151,29 +149,11 @@ def render_clip(item: tuple[int, Record], job: RenderJob) -> ClipResult:
     return result
 
 
-def default_workers() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _render_all(records: Sequence[Record], job: RenderJob, workers: int) -> Iterator[ClipResult]:
     """:func:`render_clip` over ``records`` in order, in this process (``workers`` 1) or a process pool."""
     items = list(enumerate(records))
-    bar = tqdm(total=len(items), desc="augment", unit="clip", disable=None)
-    render = partial(render_clip, job=job)
-    try:
-        if workers <= 1:
-            for item in items:
-                yield render(item)
-                bar.update()
-            return
-        context = multiprocessing.get_context("spawn")  # safe after torch/OpenMP are loaded
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for result in pool.map(render, items, chunksize=max(1, min(16, len(items) // (4 * workers)))):
-                yield result
-                bar.update()
-    finally:
-        bar.close()
+    return ordered_map(partial(render_clip, job=job), items, workers, "augment", "clip",
+                       chunksize=max(1, min(16, len(items) // (4 * max(workers, 1)))))
 
 
 def _warn(skip: Skip) -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import gzip
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from slamkit.data.audio import audio_info
 from slamkit.registry import Registry
@@ -59,3 +64,28 @@ def text_lines(path: Path) -> Iterator[str]:
             yield from handle
     except (OSError, UnicodeDecodeError) as err:
         raise CorpusError(f"{path}: cannot read ({err})") from err
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, desc: str, unit: str, chunksize: int = 8,
+                initializer: Callable[[], None] | None = None) -> Iterator[Any]:
+    """``fn`` over ``items`` in order, with a progress bar: in this process when ``workers`` is 1, else in a
+    pool of ``workers`` spawned processes (safe after torch/OpenMP are loaded), each set up by ``initializer``."""
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=None)
+    try:
+        if workers <= 1:
+            for item in items:
+                yield fn(item)
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer) as pool:
+            for result in pool.map(fn, items, chunksize=chunksize):
+                yield result
+                bar.update()
+    finally:
+        bar.close()

@@ -5,23 +5,19 @@ mixed by weight (:mod:`slamkit.prepare.engine_mix`), optionally as pseudo-speake
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
 
 from slamkit.data.manifest import write_manifest
 from slamkit.prepare.phrases import short_phrases as short_phrase_texts
 from slamkit.prepare.engine_mix import EngineMix, parse_engines
 from slamkit.prepare.perturb import DEFAULT_PITCH, DEFAULT_TEMPO, PseudoSpeaker, choose_pseudo_speaker, draw_pseudo_speakers
 from slamkit.prepare.voices import TTS_ENGINES, TTSError, TTSJob, check_engines, init_worker, synthesize
-from slamkit.prepare.base import CORPORA, CorpusError, corpus_summary
+from slamkit.prepare.base import CORPORA, CorpusError, corpus_summary, default_workers, ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -87,27 +83,9 @@ def make_tts_jobs(lines: Sequence[tuple[int, str]], source: str, wav_dir: Path, 
 
 
 def _run_jobs(jobs: Sequence[TTSJob], workers: int) -> Iterator[dict[str, Any]]:
-    """Synthesise ``jobs`` with a process pool of ``workers`` (in this process when 1), in order."""
-    bar = tqdm(total=len(jobs), desc="tts", unit="utt", disable=None)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                yield synthesize(job)
-                bar.update()
-            return
-        context = multiprocessing.get_context("spawn")  # safe after torch/OpenMP are loaded
-        # Each worker loads an in-process model (Piper) once, on first use, for its life.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker) as pool:
-            for result in pool.map(synthesize, jobs, chunksize=8):
-                yield result
-                bar.update()
-    finally:
-        bar.close()
-
-
-def default_workers() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Synthesise ``jobs`` with a process pool of ``workers`` (in this process when 1), in order. Each worker
+    loads an in-process model (Piper) once, on first use, for its life."""
+    return ordered_map(synthesize, jobs, workers, "tts", "utt", chunksize=8, initializer=init_worker)
 
 
 @CORPORA.register("tts")
