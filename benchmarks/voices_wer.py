@@ -1,6 +1,7 @@
 """Whisper tiny.en WER of the TTS voices, plain and as pseudo-speakers (the table of docs/voices.md).
 
     python benchmarks/voices_wer.py --out /tmp/voices-wer --sentences 20
+    python benchmarks/voices_wer.py --out /tmp/voices-wer-festival --sentences 60 --voices festival
 
 Speaks N sentences of the demo's text (fortune cookies, asset `fortunes`, shuffled with --seed as
 `slamkit demo` does) in each condition below (fixed voices at the engines' default rate, or piper
@@ -8,8 +9,10 @@ voices drawn as `slamkit prepare tts` draws them, with its 8 pseudo-speakers), d
 faster-whisper (Whisper tiny.en, asset `whisper-tiny.en`, int8, greedy, as `slamkit demo` does) and
 scores with slamkit's corpus WER (`slamkit.eval.metrics.word_error`, whisper normaliser). Writes
 `<out>/c<i>/*.wav` (condition i of the table), `<out>/hyps.jsonl` and `<out>/wer.json` (with each
-condition's synthesis speed, × real time); prints a markdown table.
-Needs flite, espeak-ng, piper-tts + the piper-joe voice, and faster-whisper (the `demo` extra).
+condition's synthesis speed, × real time); prints a markdown table. ``--voices`` keeps only the
+conditions whose name starts with one of its words (``--voices festival "flite slt"``).
+Needs flite, espeak-ng, festival + its voices, piper-tts + the piper-joe voice (only for the chosen
+conditions), and faster-whisper (the `demo` extra).
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ def _fixed(voice: Voice, pseudo: PseudoSpeaker | None = None) -> Callable[[int],
     return lambda i: (voice, pseudo)
 
 
-def _drawn(i: int) -> Voice:
-    """The piper voice `prepare tts` would draw for utterance ``i`` (rate, noise scales)."""
-    return TTS_ENGINES.get("piper").sample_voice(random.Random(f"0-{i}"))
+def _drawn(i: int, engine: str = "piper") -> Voice:
+    """The ``engine`` voice `prepare tts` would draw for utterance ``i`` (piper: rate, noise scales)."""
+    return TTS_ENGINES.get(engine).sample_voice(random.Random(f"0-{i}"))
 
 
 # condition -> sentence index -> (voice, pseudo-speaker or None)
@@ -57,13 +60,21 @@ CONDITIONS: dict[str, Callable[[int], Setting]] = {
     "piper, drawn voices, 8 pseudo-speakers": lambda i: (_drawn(i), SPEAKERS[i % len(SPEAKERS)]),
     "flite slt": _fixed(Voice("flite", "slt", rate=1.0, pitch=1.0)),
     "espeak-ng en-us": _fixed(Voice("espeak-ng", "en-us", rate=1.0, pitch=1.0)),
+    "festival slt_hts": _fixed(Voice("festival", "slt_hts", rate=1.0, pitch=None)),
+    "festival kal_diphone": _fixed(Voice("festival", "kal_diphone", rate=1.0, pitch=1.0)),
+    "festival ked_diphone": _fixed(Voice("festival", "ked_diphone", rate=1.0, pitch=1.0)),
+    "festival, drawn voices": lambda i: (_drawn(i, "festival"), None),
 }
 
 
-def speak_all(sentences: list[str], out: Path) -> dict[str, dict]:
-    """Synthesise every sentence in every condition; ``{condition: {"wavs", "audio_s", "synth_s"}}``."""
+def speak_all(sentences: list[str], out: Path, names: list[str]) -> dict[str, dict]:
+    """Synthesise every sentence in each condition of ``names``; ``{condition: {"wavs", "audio_s", "synth_s"}}``.
+
+    Condition i of :data:`CONDITIONS` goes to ``<out>/c<i>`` whichever conditions are chosen."""
     made = {}
     for index, (name, setting) in enumerate(CONDITIONS.items()):
+        if name not in names:
+            continue
         folder = out / f"c{index}"
         folder.mkdir(parents=True, exist_ok=True)
         start, wavs, audio = time.perf_counter(), [], 0.0
@@ -105,8 +116,8 @@ def transcribe(made: dict[str, dict], sentences: list[str], out: Path) -> dict[s
 
 def table(scores: dict[str, dict]) -> str:
     """The markdown table of docs/voices.md."""
-    rows = ["| voice | WER (Whisper tiny.en) | audio (s) |", "|---|---:|---:|"]
-    rows += [f"| {name} | {s['wer']:.1%} | {s['audio_s']} |" for name, s in scores.items()]
+    rows = ["| voice | WER (Whisper tiny.en) | audio (s) | synthesis (× real time) |", "|---|---:|---:|---:|"]
+    rows += [f"| {name} | {s['wer']:.1%} | {s['audio_s']} | {s['x_real_time']} |" for name, s in scores.items()]
     return "\n".join(rows)
 
 
@@ -115,11 +126,16 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the clips, hyps.jsonl and wer.json")
     parser.add_argument("--sentences", type=int, default=20, help="sentences per condition (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="shuffle of the fortune sentences (default 0)")
+    parser.add_argument("--voices", nargs="+", default=None, metavar="PREFIX",
+                        help="only the conditions whose name starts with one of these (default: all), e.g. festival")
     args = parser.parse_args()
+    names = [n for n in CONDITIONS if args.voices is None or any(n.startswith(p) for p in args.voices)]
+    if not names:
+        parser.error(f"--voices {' '.join(args.voices)}: no condition matches; conditions: {', '.join(CONDITIONS)}")
     sentences = fortune_sentences(asset_path("fortunes"))
     random.Random(args.seed).shuffle(sentences)
     sentences = sentences[: args.sentences]
-    scores = transcribe(speak_all(sentences, args.out), sentences, args.out)
+    scores = transcribe(speak_all(sentences, args.out, names), sentences, args.out)
     (args.out / "wer.json").write_text(json.dumps(scores, indent=1) + "\n")
     words = next(iter(scores.values()))["ref_words"]
     print(f"{len(sentences)} sentences, {words} words\n\n{table(scores)}")

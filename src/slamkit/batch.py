@@ -19,8 +19,8 @@ class Batch:
     """A padded batch. Shapes: b = batch, t = audio samples, s = tokens."""
 
     keys: list[str]
-    audio: Tensor  # [b, t] float32, zero-padded
-    audio_lengths: Tensor  # [b] long, valid samples
+    audio: Tensor  # [b, t] float32, zero-padded (video: [b, f, c], frames of c values, slamkit.data.video)
+    audio_lengths: Tensor  # [b] long, valid samples (video: frames)
     input_ids: Tensor  # [b, s] long
     attention_mask: Tensor  # [b, s] long, 1 on real tokens
     labels: Tensor  # [b, s] long, IGNORE_INDEX off-target

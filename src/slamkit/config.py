@@ -51,7 +51,7 @@ Trainability = Literal["frozen", "lora", "full"]
 class EncoderConfig:
     """The audio encoder (registry: ``slamkit.models.encoders.base.ENCODERS``)."""
 
-    name: str = _f("whisper", "Registered encoder: whisper | hf_ssl | wav2vec2 | hubert | wavlm | data2vec_audio | beats | eat | emotion2vec | mert | clap | ast (`slamkit list encoders`).")
+    name: str = _f("whisper", "Registered encoder: whisper | hf_ssl | wav2vec2 | hubert | wavlm | data2vec_audio | beats | eat | emotion2vec | mert | clap | ast | av_hubert | av_hubert_av (lip video, docs/vsr.md) (`slamkit list encoders`).")
     path: str | None = _f(None, "Pretrained weights in the encoder's official format (Whisper: HF directory, faster-whisper/CTranslate2 model.bin or OpenAI .pt; BEATs/EAT/emotion2vec: their .pt; the others: HF directories; see README \"Encoders\"), or asset:NAME; null builds random weights from `preset`.")
     preset: str = _f("tiny", "Architecture preset, built with random weights when `path` is null (`slamkit list encoders` shows them).")
     model_type: str = _f("hubert", "hf_ssl only: wav2vec2 | hubert | wavlm | data2vec-audio (used with `preset`; or name the family member directly in `name`).")
@@ -69,12 +69,13 @@ class EncoderConfig:
 class ProjectorConfig:
     """The projector from encoder frames to LLM embeddings (registry: ``PROJECTORS``)."""
 
-    name: str = _f("linear", "Registered projector: linear | conv1d | qformer | mlp.")
-    k: int = _f(5, "Downsampling: frames concatenated (linear, mlp) or conv stride (conv1d).")
-    hidden: int = _f(2048, "Hidden size of the projector MLP (qformer: width of the queries, e.g. 768).")
-    num_queries: int = _f(64, "qformer: learnable queries (per window when `window` is set).")
-    num_layers: int = _f(2, "qformer: cross-attention layers.")
-    num_heads: int = _f(8, "qformer: attention heads.")
+    name: str = _f("linear", "Registered projector: linear | conv1d | qformer | mlp | hybrid (global queries, then time-ordered frame groups; docs/projectors.md).")
+    k: int = _f(5, "Downsampling: frames concatenated (linear, mlp, hybrid's time branch) or conv stride (conv1d).")
+    hidden: int = _f(2048, "Hidden size of the projector MLP (hybrid: of its time branch; qformer: width of the queries, e.g. 768).")
+    num_queries: int = _f(64, "qformer: learnable queries (per window when `window` is set); hybrid: global queries placed before the time-ordered frames.")
+    num_layers: int = _f(2, "qformer, hybrid: cross-attention layers of the queries.")
+    num_heads: int = _f(8, "qformer, hybrid: attention heads of the queries.")
+    query_hidden: int | None = _f(None, "hybrid: width of the global queries (their attention and 4x FFN run at this width); null: the encoder's width.")
     window: int | None = _f(None, "qformer: frames per window for the windowed, time-ordered variant; null attends to all frames.")
     dropout: float = _f(0.0, "Dropout inside the projector.")
     trainable: Literal["frozen", "full"] = _f("full", "frozen | full (the projector is small and trained in full; LoRA applies to the encoder and the LLM).")
@@ -138,6 +139,7 @@ class DataConfig:
     max_seconds: float = _f(30.0, "Longer clips are skipped (and counted) in training.")
     min_seconds: float = _f(0.05, "Shorter clips are skipped (and counted) in training.")
     max_target_tokens: int = _f(512, "Training and validation skip (and count) a record whose target is longer than this many LLM tokens (a runaway transcript would take the memory of a whole batch); 0: no limit.")
+    text_records: Literal["refuse", "mixed", "only"] = _f("refuse", "Text-only records (manifest lines without `source`, or with `\"source\": null`) in training and validation: refuse (such a line is a bad line, skipped and named) | mixed (audio and text records together; a text record trains the LLM on its text with no audio, the encoder never sees it) | only (every record text-only; a line with `source` is a bad line). Decoding always needs audio. See docs/text-only.md.")
     num_workers: int = _f(0, "DataLoader worker processes for audio loading.")
     prefetch_factor: int = _f(2, "Batches each DataLoader worker prepares ahead of the training step (with `num_workers` > 0), so audio decoding overlaps GPU compute.")
 
@@ -191,7 +193,7 @@ class DecodeConfig:
     rerank: str | None = _f(None, "Re-rank candidates and keep the best (SLAM-AAC's CLAP-Refine): null (off) | clap (cosine similarity of CLAP audio and text embeddings; needs `rerank_model`).")
     rerank_model: str | None = _f(None, "Local Hugging Face ClapModel directory (weights, tokenizer, preprocessor_config.json) or asset:NAME, for `rerank: clap`.")
     rerank_candidates: int = _f(8, "Candidates per clip when re-ranking: one beam search of max(N, beam_size) beams gives its N best distinct texts.")
-    segment: Literal["vad", "fixed"] = _f("vad", "How clips longer than the segment window are split (see docs/longform.md): vad (silero-vad speech spans merged up to the window; silence between segments dropped) | fixed (contiguous windows, each cut at the quietest 100 ms before the limit). Shorter clips are decoded whole.")
+    segment: Literal["vad", "fixed", "windowed"] = _f("vad", "How clips longer than the segment window are split (see docs/longform.md): vad (silero-vad speech spans merged up to the window; silence between segments dropped) | fixed (contiguous windows, each cut at the quietest 100 ms before the limit) | windowed (not split: the Whisper encoder runs the clip in 30 s windows whose frames are concatenated, and the LLM writes one transcript; `max_new_tokens` then counts per segment window of audio). Shorter clips are decoded whole.")
     max_segment_seconds: float | None = _f(None, "Longest segment in seconds; null = the encoder's input window (30 s for Whisper), else 30. May not exceed the encoder's window.")
     segment_overlap: float = _f(1.0, "Seconds before the window's end in which `fixed` segmentation looks for the quietest cut point.")
 

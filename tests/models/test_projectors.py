@@ -28,6 +28,7 @@ CASES: dict[str, tuple[dict, list[int]]] = {
     "mlp": ({"name": "mlp"}, [5, 3, 1]),
     "qformer": ({"name": "qformer", "window": None}, [2, 2, 2]),
     "qformer_windowed": ({"name": "qformer", "window": 4}, [8, 4, 2]),
+    "hybrid": ({"name": "hybrid"}, [7, 5, 3]),  # 2 global queries + ceil(len / 3)
 }
 
 
@@ -166,7 +167,7 @@ def test_paper_linear_projector_size() -> None:
 
 
 def test_bad_config_and_input_fail_clearly() -> None:
-    with pytest.raises(KeyError, match="Registered: conv1d, linear, mlp, qformer"):
+    with pytest.raises(KeyError, match="Registered: conv1d, hybrid, linear, mlp, qformer"):
         build_projector(ProjectorConfig(name="linaer"), D_IN, D_OUT)
     with pytest.raises(ValueError, match="projector.k"):
         build_projector(ProjectorConfig(k=0), D_IN, D_OUT)

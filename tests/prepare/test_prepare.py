@@ -243,8 +243,8 @@ def test_tts_is_reproducible_across_workers(tmp_path: Path) -> None:
 def test_tts_unknown_or_missing_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = tmp_path / "s.txt"
     text.write_text(SENTENCES)
-    with pytest.raises(KeyError, match="unknown TTS engine 'festival'"):
-        prepare_tts(text, tmp_path / "out", engines=("festival",))
+    with pytest.raises(KeyError, match="unknown TTS engine 'mbrola'"):
+        prepare_tts(text, tmp_path / "out", engines=("mbrola",))
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="apt-get install -y flite"):
         prepare_tts(text, tmp_path / "out", engines=("flite",))

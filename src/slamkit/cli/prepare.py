@@ -24,6 +24,18 @@ def _asset_error(corpus: str, exc: Exception) -> int:
     return 2
 
 
+def _run_corpus(corpus: str, call: Callable[[], dict]) -> int:
+    """Print ``call()``'s summary as JSON; a :class:`CorpusError` becomes one error line and exit 2."""
+    from slamkit.prepare import CorpusError
+
+    try:
+        print(json.dumps(call()))
+    except CorpusError as exc:
+        print(f"slamkit prepare {corpus}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_prepare_tones(args: argparse.Namespace) -> int:
     """`prepare tones --out DIR`: the synthetic tone-speech corpus."""
     from slamkit.prepare.tones import make_tone_corpus
@@ -83,16 +95,11 @@ def cmd_prepare_corpus(args: argparse.Namespace) -> int:
 
 def cmd_prepare_captions(args: argparse.Namespace) -> int:
     """`prepare clotho|audiocaps|musiccaps|secap DIR --out M`: the official layout to our manifest."""
-    from slamkit.prepare import CORPORA, CorpusError
+    from slamkit.prepare import CORPORA
 
     options = ("split", "audio_dir", "per_caption", "prompt")
     kwargs = {k: getattr(args, k) for k in options if getattr(args, k, None) not in (None, False)}
-    try:
-        print(json.dumps(CORPORA.get(args.corpus)(args.root, args.out, **kwargs)))
-    except CorpusError as exc:
-        print(f"slamkit prepare {args.corpus}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return _run_corpus(args.corpus, lambda: CORPORA.get(args.corpus)(args.root, args.out, **kwargs))
 
 
 def cmd_prepare_sonicpi(args: argparse.Namespace) -> int:
@@ -132,11 +139,11 @@ def _add_tones(prep: Subparsers) -> None:
 
 
 def _add_tts(prep: Subparsers) -> None:
-    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng/piper (many voices)")
+    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng/piper/festival (many voices)")
     t.add_argument("text_file", metavar="TEXTFILE", help="UTF-8 text, one sentence per line (the transcripts)")
     t.add_argument("--out", required=True, help="output folder: tts.jsonl and wav/")
     t.add_argument("--engines", nargs="+", default=["flite", "espeak-ng"], metavar="ENGINE[:WEIGHT]",
-                   help="TTS engines (flite, espeak-ng, piper), equally likely, or weighted: "
+                   help="TTS engines (flite, espeak-ng, piper, festival), equally likely, or weighted: "
                         "piper:0.6,flite:0.2,espeak-ng:0.2 (default: flite espeak-ng)")
     t.add_argument("--limit", type=int, default=None, help="number of utterances (default: one per usable line)")
     t.add_argument("--seed", type=int, default=0, help="random seed for voices, rates, pitches (default 0)")
@@ -220,9 +227,48 @@ def _add_librispeech(prep: Subparsers) -> None:
     t.set_defaults(func=cmd_prepare_librispeech)
 
 
+def cmd_prepare_covost2(args: argparse.Namespace) -> int:
+    """`prepare covost2 DIR --out M`: one CoVoST 2 split (Common Voice clips + CoVoST TSVs) to a manifest."""
+    from slamkit.prepare import CORPORA
+
+    return _run_corpus("covost2", lambda: CORPORA.get("covost2")(args.root, args.out, src=args.src, tgt=args.tgt, split=args.split,
+                                                                 tsv_dir=args.tsv_dir, cot=args.cot))
+
+
+def _add_covost2(prep: Subparsers) -> None:
+    t = prep.add_parser("covost2", help="manifest of a CoVoST 2 split (speech translation, task st or st_cot)")
+    t.add_argument("root", metavar="DIR", help="the Common Voice folder of the source language: clips/*.mp3 and validated.tsv")
+    t.add_argument("--out", required=True, help="output manifest (JSONL)")
+    t.add_argument("--src", default="en", help="source language code (default en)")
+    t.add_argument("--tgt", default="de", help="target language code (default de)")
+    t.add_argument("--split", default="test", help="train | dev | test (default test)")
+    t.add_argument("--tsv-dir", default=None, help="folder of covost_v2.<src>_<tgt>[.<split>].tsv (default: DIR)")
+    t.add_argument("--cot", action="store_true",
+                   help="chain-of-thought targets, task st_cot: '<transcript> <|translation|> <translation>' (CoT-ST)")
+    t.set_defaults(func=cmd_prepare_covost2)
+
+
+def cmd_prepare_lrs3(args: argparse.Namespace) -> int:
+    """`prepare lrs3 DIR --out OUT`: LRS3 manifests for lip reading (or audio-visual) recognition."""
+    from slamkit.prepare.lrs3 import prepare_lrs3
+
+    return _run_corpus("lrs3", lambda: prepare_lrs3(args.root, args.out, subset=args.subset, valid_ids=args.valid_ids,
+                                                    audio_visual=args.audio_visual))
+
+
+def _add_lrs3(prep: Subparsers) -> None:
+    t = prep.add_parser("lrs3", help="manifests of LRS3 for visual (lip reading) or audio-visual recognition, task vsr")
+    t.add_argument("root", metavar="DIR", help="LRS3 root: AV-HuBERT's prepared 433h_data/ (or 30h_data/) + video/, or the release's trainval/ and test/ with video/ mouth crops")
+    t.add_argument("--out", required=True, help="output folder: train.jsonl, valid.jsonl, test.jsonl")
+    t.add_argument("--subset", default="433h", choices=("433h", "30h"), help="AV-HuBERT's training subset (default 433h)")
+    t.add_argument("--valid-ids", metavar="FILE", default=None, help="release layout: clip ids held out of trainval for validation (AV-HuBERT's lrs3-valid.id)")
+    t.add_argument("--audio-visual", action="store_true", help="records for AVSR: source = the audio, video = the mouth crops (encoder av_hubert_av)")
+    t.set_defaults(func=cmd_prepare_lrs3)
+
+
 #: The ``prepare`` subcommands, in the order of ``slamkit prepare --help``.
 _PARSERS: tuple[Callable[[Subparsers], None], ...] = (
-    _add_tones, _add_tts, _add_debian_corpora, _add_caption_corpora, _add_sonicpi, _add_librispeech,
+    _add_tones, _add_tts, _add_debian_corpora, _add_caption_corpora, _add_sonicpi, _add_librispeech, _add_covost2, _add_lrs3,
     add_augment,
 )
 

@@ -19,7 +19,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     total = sum(line_count(m) for m in args.manifests)
     with tqdm(total=total, desc="validate", unit="line", dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
         for manifest in args.manifests:
-            count, found = validate_manifest(manifest, audio=args.audio, root=args.root, tick=lambda: bar.update(1))
+            count, found = validate_manifest(manifest, audio=args.audio, root=args.root, tick=lambda: bar.update(1),
+                                              text_records=args.text_records)
             counts.append(count)
             problems += found
     report = summary(args.manifests, counts, problems)
@@ -46,5 +47,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("manifests", nargs="+", help="JSONL manifests")
     p.add_argument("--audio", action="store_true", help="also decode every clip as training reads it (finite, non-empty; slower)")
     p.add_argument("--root", default=None, help="every source must resolve inside this folder")
+    p.add_argument("--text-records", choices=("refuse", "mixed", "only"), default="refuse",
+                   help="lines without `source` are text-only records (as data.text_records; docs/text-only.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object (totals, counts by reason, every problem)")
     p.set_defaults(func=cmd_validate)

@@ -9,6 +9,11 @@ A manifest line is a JSON object::
 decoding); the rest are optional, and any other field is kept in :attr:`Record.extra` (biasing
 lists, speaker ids, …). SLAM-LLM's ``{"key", "source", "target"}`` JSONL works unchanged.
 
+A record without ``source`` (or with ``"source": null``) is a **text-only** record (its ``source``
+is ``None``): text-only training (docs/text-only.md) reads such records when the run's
+``data.text_records`` is ``mixed`` or ``only`` (:data:`TEXT_RECORD_MODES`); by default
+(``refuse``) a missing ``source`` is the error it always was.
+
 A relative ``source`` is resolved against the manifest's folder, so a corpus folder with its
 manifest can be moved as a whole. Every problem raises :class:`ManifestError` naming
 ``file:line``. Audio files are *not* opened here: a missing or broken file is found when the
@@ -31,6 +36,10 @@ Fail = Callable[[str], NoReturn]
 # Fields with a meaning of their own; anything else on a line goes to Record.extra.
 CORE_FIELDS = ("key", "source", "target", "prompt", "task", "offset", "duration")
 
+# What a manifest may hold (``data.text_records``): audio records only (a record without ``source``
+# is a bad line), both kinds, or text-only records only (a record with a ``source`` is a bad line).
+TEXT_RECORD_MODES = ("refuse", "mixed", "only")
+
 
 class ManifestError(ValueError):
     """A manifest file or line is wrong; the message is ``"{file}:{line}: {problem}"``."""
@@ -43,7 +52,7 @@ class Record:
     Attributes:
         key: unique id of the sample within its manifest.
         source: audio path; relative paths in the file are already resolved against the
-            manifest's folder.
+            manifest's folder. ``None``: a text-only record (no audio; see the module docstring).
         target: reference text (may be empty).
         prompt: instruction text; ``None`` means "use the task's default prompt".
         task: task name (``asr``, ``aac``, …); ``None`` means "use the run's task".
@@ -55,7 +64,7 @@ class Record:
     """
 
     key: str
-    source: str
+    source: str | None
     target: str
     prompt: str | None = None
     task: str | None = None
@@ -64,6 +73,11 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
     manifest: str = ""
     line: int = 0
+
+    @property
+    def is_text(self) -> bool:
+        """True for a text-only record (no ``source``)."""
+        return self.source is None
 
     @property
     def where(self) -> str:
@@ -75,7 +89,10 @@ class Record:
         overlap = set(self.extra) & set(CORE_FIELDS)
         if overlap:
             raise ValueError(f"{self.where}: extra repeats core fields {sorted(overlap)}")
-        out: dict[str, Any] = {"key": self.key, "source": self.source, "target": self.target}
+        out: dict[str, Any] = {"key": self.key}
+        if self.source is not None:  # a text-only record has none
+            out["source"] = self.source
+        out["target"] = self.target
         if self.prompt is not None:
             out["prompt"] = self.prompt
         if self.task is not None:
@@ -142,8 +159,27 @@ def _resolve(source: str, folder: Path) -> str:
     return os.path.normpath(str(path))
 
 
-def parse_record(obj: Any, folder: Path, manifest: str, line: int) -> Record:
-    """Validate one decoded JSON line and build its :class:`Record`.
+def _source(obj: dict[str, Any], text_records: str, fail: Fail) -> str | None:
+    """The ``source`` path, or ``None`` for a text-only record where ``text_records`` allows one."""
+    if text_records not in TEXT_RECORD_MODES:
+        raise ValueError(f"data.text_records must be one of {', '.join(TEXT_RECORD_MODES)}, got {text_records!r}")
+    if obj.get("source") is None and text_records != "refuse":
+        return None
+    if "source" in obj and text_records == "only":
+        fail("field 'source' is set, but data.text_records=only takes text-only records (no `source`); "
+             "use data.text_records=mixed to train on audio and text records together")
+    if obj.get("source") is None:
+        problem = "missing required field 'source'" if "source" not in obj else "field 'source' must be a string, got null"
+        fail(f"{problem} (a record without audio is text-only: data.text_records=mixed or only trains on such records)")
+    source = _text(obj, "source", True, fail)
+    if not source:
+        fail("field 'source' must be a non-empty path")
+    return source
+
+
+def parse_record(obj: Any, folder: Path, manifest: str, line: int, text_records: str = "refuse") -> Record:
+    """Validate one decoded JSON line and build its :class:`Record` (``text_records``: one of
+    :data:`TEXT_RECORD_MODES`, whether a record without ``source`` is a text-only record).
 
     Raises:
         ManifestError: ``"{manifest}:{line}: {problem}"``.
@@ -155,14 +191,12 @@ def parse_record(obj: Any, folder: Path, manifest: str, line: int) -> Record:
     if not isinstance(obj, dict):
         fail(f"expected a JSON object, got {type(obj).__name__}")
     key = _key(obj, fail)
-    source = _text(obj, "source", True, fail)
-    if not source:
-        fail("field 'source' must be a non-empty path")
+    source = _source(obj, text_records, fail)
     target = _text(obj, "target", True, fail)
     offset = _seconds(obj, "offset", False, fail)
     return Record(
         key=key,
-        source=_resolve(str(source), folder),
+        source=None if source is None else _resolve(source, folder),
         target=str(target),
         prompt=_text(obj, "prompt", False, fail),
         task=_text(obj, "task", False, fail),
@@ -182,7 +216,7 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
-def _line_record(number: int, raw: bytes, path: Path, folder: Path) -> Record | Skip:
+def _line_record(number: int, raw: bytes, path: Path, folder: Path, text_records: str) -> Record | Skip:
     """The record of one raw line, or the :class:`Skip` saying why the line is unusable."""
     where = f"{path}:{number}"
     try:
@@ -194,17 +228,18 @@ def _line_record(number: int, raw: bytes, path: Path, folder: Path) -> Record | 
     except json.JSONDecodeError as err:
         return Skip(where, INVALID_JSON, f"invalid JSON ({err.msg}, column {err.colno})")
     try:
-        return parse_record(obj, folder, str(path), number)
+        return parse_record(obj, folder, str(path), number, text_records)
     except ManifestError as err:
         key = obj.get("key") if isinstance(obj, dict) and isinstance(obj.get("key"), str) else None
         return Skip(where, BAD_FIELD, str(err).split(": ", 1)[-1], key)
 
 
-def iter_manifest(path: str | Path) -> Iterator[Record | Skip]:
+def iter_manifest(path: str | Path, text_records: str = "refuse") -> Iterator[Record | Skip]:
     """Every non-blank line of a JSONL manifest as its :class:`Record`, or as a :class:`Skip` naming
     ``file:line`` and the reason it cannot be used (not UTF-8, invalid JSON, a missing or mistyped
     field, a key seen on an earlier line). One line at a time: a bad line never hides the next, and a
-    manifest of millions of lines is never held whole.
+    manifest of millions of lines is never held whole. ``text_records`` (:data:`TEXT_RECORD_MODES`)
+    says whether lines without ``source`` are text-only records or bad lines.
 
     Raises:
         ManifestError: the file is missing or cannot be read (no line can be judged then).
@@ -217,7 +252,7 @@ def iter_manifest(path: str | Path) -> Iterator[Record | Skip]:
     seen: dict[str, int] = {}
     try:
         for number, raw in _raw_lines(path):
-            item = _line_record(number, raw, path, folder)
+            item = _line_record(number, raw, path, folder, text_records)
             if isinstance(item, Record):
                 if item.key in seen:
                     item = Skip(item.where, DUPLICATE_KEY, f"duplicate key {item.key!r} (first at line {seen[item.key]})", item.key)
@@ -228,22 +263,23 @@ def iter_manifest(path: str | Path) -> Iterator[Record | Skip]:
         raise ManifestError(f"{path}: cannot read manifest ({err})") from err
 
 
-def scan_manifest(path: str | Path) -> tuple[list[Record], list[Skip]]:
-    """The usable records of a manifest and the lines left out (:func:`iter_manifest`).
+def scan_manifest(path: str | Path, text_records: str = "refuse") -> tuple[list[Record], list[Skip]]:
+    """The usable records of a manifest and the lines left out (:func:`iter_manifest`; ``text_records``
+    as there).
 
     Raises:
         ManifestError: the file is missing, unreadable, or holds no line at all.
     """
     records: list[Record] = []
     skips: list[Skip] = []
-    for item in iter_manifest(path):
+    for item in iter_manifest(path, text_records):
         (records if isinstance(item, Record) else skips).append(item)  # type: ignore[arg-type]
     if not records and not skips:
         raise ManifestError(f"{path}: manifest has no records")
     return records, skips
 
 
-def read_manifest(path: str | Path) -> list[Record]:
+def read_manifest(path: str | Path, text_records: str = "refuse") -> list[Record]:
     """Read and validate a JSONL manifest, strictly: the first unusable line is an error.
 
     Blank lines are skipped. Relative ``source`` paths are resolved against the manifest's folder.
@@ -255,7 +291,7 @@ def read_manifest(path: str | Path) -> list[Record]:
             a non-positive duration, or a duplicate key (both lines named).
     """
     records: list[Record] = []
-    for item in iter_manifest(path):
+    for item in iter_manifest(path, text_records):
         if isinstance(item, Skip):
             raise ManifestError(item.message)
         records.append(item)

@@ -14,7 +14,10 @@ the prompt used; per epoch in training (:meth:`PromptResolver.for_epoch`).
 
 Registered: ``asr``, ``asr_biasing``, ``aac`` (audio captioning), ``sec`` (speech emotion
 captioning), ``mc`` (music captioning), ``st`` (speech translation; its prompt names the
-language through ``{target_language}``), ``vsr`` (visual speech recognition, for lip-video encoders).
+language through ``{target_language}``), ``st_cot`` (chain-of-thought speech translation, as
+CoT-ST: the target is ``<transcript> <|translation|> <translation>`` in one generation; a task's
+``separator`` says where the transcript ends, a record may carry its own), ``vsr`` (visual speech
+recognition, for lip-video encoders).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from slamkit.data.biasing import (
     record_words,
 )
 from slamkit.data.manifest import Record
+from slamkit.eval.translation import COT_SEPARATOR, SEPARATOR_FIELD
 from slamkit.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class Task:
         metric: the metric set `slamkit score` applies: ``wer`` | ``bwer`` | ``caption`` | ``bleu``.
         carries: record fields copied into hypothesis lines (what the metric needs beyond hyp/ref).
         references: the record field holding several references (captioning), if any.
+        separator: for a chain-of-thought task, the text between the transcript and the answer in
+            the target (and the output); hypothesis lines carry it (a record's own ``separator``
+            field wins) so that scoring reads only the answer. ``None``: the whole output is the answer.
     """
 
     name: str
@@ -57,6 +64,7 @@ class Task:
     metric: str
     carries: tuple[str, ...] = ()
     references: str | None = None
+    separator: str | None = None
 
     def format_prompt(self, template: str, record: Record) -> str:
         """``template`` with ``{field}`` placeholders filled from ``record`` (lists joined with ", ")."""
@@ -75,6 +83,8 @@ class Task:
         for name in self.carries:
             if name in record.extra:
                 line[name] = record.extra[name]
+        if self.separator is not None:
+            line[SEPARATOR_FIELD] = record.extra.get(SEPARATOR_FIELD, self.separator)
         return line
 
 
@@ -87,6 +97,8 @@ for _task in (
     Task("sec", "Describe the speaker's emotion and how it is expressed, in one sentence.", "caption", references="references"),
     Task("mc", "Describe the music in a few sentences.", "caption", references="references"),
     Task("st", "Translate the speech into {target_language}.", "bleu", carries=("target_language",)),
+    Task("st_cot", "Transcribe the speech, then translate it into {target_language}.", "bleu",
+         carries=("target_language",), separator=COT_SEPARATOR),
     Task("vsr", "Transcribe the speech from the lip movements.", "wer"),
 ):
     TASKS.register(_task.name)(_task)

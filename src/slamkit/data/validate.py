@@ -9,6 +9,9 @@ to mono, resampled), one at a time, so a manifest of a million lines never holds
 A problem is an **error** (the line cannot be used: training and decoding skip it) or a **warning**
 (usable, but worth knowing: an empty target, several channels, a clip longer than Whisper's 30 s
 window, a byte-order mark).
+
+``text_records`` (``data.text_records``: refuse | mixed | only) says whether lines without ``source``
+are text-only records (docs/text-only.md); those have no file to check.
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ def _source_problems(record: Record, where: str, root: Path | None) -> list[Prob
 
 
 def validate_manifest(path: str | Path, audio: bool = False, root: str | Path | None = None,
-                      tick: Callable[[], None] = lambda: None) -> tuple[int, list[Problem]]:
-    """``(records read, problems)`` of one manifest; ``tick`` is called once per line (a progress bar)."""
+                      tick: Callable[[], None] = lambda: None, text_records: str = "refuse") -> tuple[int, list[Problem]]:
+    """``(records read, problems)`` of one manifest; ``tick`` is called once per line (a progress bar);
+    ``text_records`` as ``data.text_records``."""
     path = Path(path)
     if not path.is_file():
         return 0, [Problem(str(path), "missing file", "no such manifest file" if not path.exists() else "not a file")]
@@ -81,7 +85,7 @@ def validate_manifest(path: str | Path, audio: bool = False, root: str | Path | 
     with path.open("rb") as handle:
         if handle.read(3) == b"\xef\xbb\xbf":
             found.append(Problem(f"{path}:1", "byte-order mark", "UTF-8 BOM at the start (accepted)", error=False))
-    for record in iter_manifest(path):
+    for record in iter_manifest(path, text_records):
         tick()
         count += 1
         if isinstance(record, Skip):
@@ -90,6 +94,8 @@ def validate_manifest(path: str | Path, audio: bool = False, root: str | Path | 
         where = record.where
         if not record.target.strip():
             found.append(Problem(where, EMPTY_TARGET, "no reference text (fine for decoding; training skips it)", error=False))
+        if record.is_text:  # text-only: no audio file to check
+            continue
         source = _source_problems(record, where, Path(root) if root is not None else None)
         found += source
         if audio and not source:

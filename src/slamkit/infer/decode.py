@@ -6,7 +6,8 @@ greedy output is the same for batch size 1 and N. Lines are written in manifest 
 non-blank input line: a line that cannot be used (not JSON, a missing field, a repeated key) or a
 clip that cannot be loaded gets an empty ``hyp`` and an ``error`` field with its ``where``
 (``file:line``) and ``reason``; every other record is decoded. Clips
-longer than the encoder's window are segmented and joined (:mod:`slamkit.infer.longform`). With
+longer than the encoder's window are segmented and joined, or decoded whole with
+``decode.segment=windowed`` (:mod:`slamkit.infer.longform`). With
 ``decode.rerank`` set, N candidates per clip are scored and the best kept (:mod:`slamkit.infer.rerank`);
 the lines then also carry ``candidates``.
 """
@@ -25,7 +26,7 @@ from slamkit.config import Config, load_config
 from slamkit.data.manifest import Record, scan_manifest
 from slamkit.data.skips import DUPLICATE_KEY, UNUSABLE_AUDIO, Skip
 from slamkit.data.tasks import record_task
-from slamkit.infer.longform import join_segments, plan_segments, segment_span, segment_window
+from slamkit.infer.longform import WINDOWED, generation_settings, join_segments, plan_segments, prepare_long_form, segment_span
 from slamkit.infer.rerank import build_reranker, rerank_batch
 from slamkit.infer.segment import vad_available
 from slamkit.models.speech_llm import SpeechLLM, build_model
@@ -67,7 +68,8 @@ def decode_manifest(cfg: Config, model: SpeechLLM, manifest: str | Path, out: st
 
     Records longer than the segment window (:func:`segment_window`) are split into segments
     (:mod:`slamkit.infer.longform`), decoded in batches with the rest, and joined: their line
-    carries the joined text and ``segments`` (``start``, ``end``, ``text``). With several
+    carries the joined text and ``segments`` (``start``, ``end``, ``text``); with
+    ``decode.segment=windowed`` they are decoded whole by the encoder's windowed mode. With several
     processes (``dist``), each plans and decodes its share and rank 0 writes the one output file,
     in manifest order: the same file one process writes.
     """
@@ -102,13 +104,19 @@ def _line_number(item: Record | Skip) -> int:
 
 def _plan(cfg: Config, model: SpeechLLM, records: list[Record], dist: Dist) -> list[list[Record]]:
     """Each record's segments (:func:`plan_segments`); ranks plan a share each and exchange them."""
-    window, dc = segment_window(cfg, model), cfg.decode
+    window, dc = prepare_long_form(cfg, model), cfg.decode
     mine = {i: plan_segments(records[i], model.encoder.sample_rate, window, dc.segment, dc.segment_overlap)
             for i in range(dist.rank, len(records), dist.world)}
     merged: dict[int, list[Record]] = {}
     for part in dist.gather(mine):
         merged.update(part)
     plans = [merged[i] for i in range(len(records))]
+    if dc.segment == WINDOWED:
+        limit = model.encoder.max_seconds
+        long = sum(1 for r in records if limit is not None and r.duration is not None and r.duration > limit)
+        if long:
+            log.info("%d clips longer than %g s are encoded in %g s windows, decoded whole (windowed)", long, limit, limit)
+        return plans
     split = [plan for rec, plan in zip(records, plans) if plan != [rec]]
     if split:
         method = dc.segment if dc.segment != "vad" or vad_available() else "fixed: silero-vad is not installed"
@@ -155,11 +163,12 @@ def _decode_share(cfg: Config, model: SpeechLLM, data: Loader,
     with tqdm(total=share, desc="decode", unit="utt", dynamic_ncols=True, mininterval=1.0, disable=not show) as bar:
         for batch in data.dataloader():
             with autocast(cfg.decode.precision, device, "decode.precision"):
+                settings = generation_settings(cfg, model, batch.audio_lengths)
                 if batch.keys and reranker is not None:
-                    for key, result in rerank_batch(model, batch.to(device), by_key, reranker, cfg.decode).items():
+                    for key, result in rerank_batch(model, batch.to(device), by_key, reranker, settings).items():
                         hyps[key], extra[key] = result.hyp, {"candidates": result.candidates}
                 elif batch.keys:
-                    texts = model.generate(batch.to(device), cfg.decode)
+                    texts = model.generate(batch.to(device), settings)
                     hyps.update(zip(batch.keys, texts))
             failed.update((s.key, s) for s in batch.skips if s.key)
             bar.update(len(batch.keys) + batch.skipped)

@@ -6,19 +6,28 @@ than the window (:func:`segment_window`) into sub-records, one per span of
 they are decoded in batches like any other clip, and :func:`join_segments` joins their texts
 back into one hypothesis with per-segment times. A record that fits is returned unchanged, so
 short clips decode exactly as before.
+
+``decode.segment=windowed`` splits nothing: :func:`prepare_long_form` switches the encoder to its
+windowed mode (Whisper: 30 s windows whose frames are concatenated before the projector), every
+record is decoded whole, and :func:`generation_settings` scales ``decode.max_new_tokens`` with the
+batch's longest clip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
-from slamkit.config import Config
+from torch import Tensor
+
+from slamkit.config import Config, DecodeConfig
 from slamkit.data.audio import AudioError, audio_duration, load_audio
 from slamkit.data.manifest import Record
 from slamkit.infer.segment import Span, segment_audio
 from slamkit.models.speech_llm import SpeechLLM
 
 DEFAULT_WINDOW = 30.0  # seconds, for encoders without a fixed input window
+WINDOWED = "windowed"  # decode.segment value: no segmentation, the encoder runs long clips in windows
 
 
 def segment_window(cfg: Config, model: SpeechLLM) -> float:
@@ -34,6 +43,40 @@ def segment_window(cfg: Config, model: SpeechLLM) -> float:
         raise ValueError(f"decode.max_segment_seconds={asked:g} exceeds the {type(model.encoder).__name__} "
                          f"encoder's input window of {limit:g} s")
     return float(asked)
+
+
+def prepare_long_form(cfg: Config, model: SpeechLLM) -> float:
+    """Set the encoder up for ``decode.segment`` and return the window :func:`plan_segments` splits at.
+
+    ``windowed``: the encoder's windowed mode is switched on (an encoder with a fixed window and no
+    windowed mode is refused) and the window is infinite, so every record is decoded whole. Any
+    other method switches windowed mode off and returns :func:`segment_window`. Call it before the
+    loader is built: the encoder's length rule depends on the mode.
+    """
+    window = segment_window(cfg, model)  # checks decode.max_segment_seconds in every mode
+    windowed = cfg.decode.segment == WINDOWED
+    switch = getattr(model.encoder, "set_windowed", None)
+    if switch is not None:
+        switch(windowed)
+    elif windowed and model.encoder.max_seconds is not None:
+        raise ValueError(f"decode.segment=windowed: the {type(model.encoder).__name__} encoder cannot run clips past its "
+                         f"{model.encoder.max_seconds:g} s window in windows; use decode.segment=vad or fixed")
+    return math.inf if windowed else window
+
+
+def generation_settings(cfg: Config, model: SpeechLLM, audio_lengths: Tensor) -> DecodeConfig:
+    """``cfg.decode`` for a batch of clips of ``audio_lengths [b]`` samples.
+
+    In windowed mode one clip may hold many segments' worth of speech, so it gets the budget a
+    segmented decode would give it: ``max_new_tokens`` per :func:`segment_window` of audio
+    (``max_new_tokens * ceil(longest / window)``, the batch's longest clip). Otherwise unchanged.
+    """
+    dc = cfg.decode
+    if dc.segment != WINDOWED or audio_lengths.numel() == 0:
+        return dc
+    longest = float(audio_lengths.max()) / model.encoder.sample_rate
+    windows = max(1, math.ceil(longest / segment_window(cfg, model) - 1e-9))
+    return dc if windows == 1 else dataclasses.replace(dc, max_new_tokens=dc.max_new_tokens * windows)
 
 
 def _duration(record: Record) -> float | None:

@@ -12,6 +12,9 @@ Registered entries (SLAM-LLM's projectors, with the tail and padding handled exa
 * ``conv1d``  -- Conv1d(kernel k, stride k) -> ReLU -> Linear -> ReLU -> Linear.
 * ``mlp``     -- concatenate ``k`` frames, RMSNorm -> SwiGLU -> Linear.
 * ``qformer`` -- learnable queries cross-attending to the frames, globally or per window.
+* ``hybrid``  -- global ``qformer`` queries, then ``linear``'s time-ordered groups; it builds on
+  the classes here, so it lives and registers in :mod:`slamkit.models.projector_hybrid`, which
+  the ``slamkit.models`` package imports (as ``slamkit.models.encoders`` imports its families).
 
 Every projector zeroes frames past a sample's length before using them and zeroes its own
 outputs past the returned lengths, so a sample's outputs never depend on the batch it is in, and

@@ -7,6 +7,9 @@ only the misses run through the encoder), the splice with its count check, the f
 to the logits at target positions, and batched generation with left padding where audio enters
 only in the prefill. What is optimised (LM loss, pre-alignment, CTC) is not its business: the
 training objectives (:mod:`slamkit.train.objectives`) read :class:`ForwardOutput`.
+
+Rows without audio (``audio_lengths`` 0: text-only records, docs/text-only.md) get no audio
+embeddings; the encoder runs only on the rows that have audio, and not at all on an all-text batch.
 """
 
 from __future__ import annotations
@@ -147,9 +150,28 @@ class SpeechLLM(nn.Module):
         valid = frame_mask(audio_lengths, audio_embeds.shape[1])
         return embeds.masked_scatter(is_audio.unsqueeze(-1), audio_embeds[valid].to(embeds.dtype))
 
+    def encode_batch(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """:meth:`encode_audio` of a batch's rows that have audio: ``[b, t_p, d_llm]`` embeddings
+        and ``[b]`` lengths, zero (no embeddings) on rows with ``audio_lengths`` 0 (text-only)."""
+        has_audio = batch.audio_lengths > 0
+        if bool(has_audio.all()):
+            return self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
+        b, table = batch.audio.shape[0], self.embedding_table
+        lengths = torch.zeros(b, dtype=torch.long, device=batch.audio_lengths.device)
+        if not bool(has_audio.any()):  # all text: the encoder (and its feature cache) is not touched
+            return table.new_zeros(b, 0, table.shape[1]), lengths
+        rows = has_audio.nonzero().squeeze(1)
+        width = int(batch.audio_lengths.max())
+        keys = [batch.cache_keys[i] for i in rows.tolist()] if batch.cache_keys else None
+        embeds, row_lengths = self.encode_audio(batch.audio[rows, :width], batch.audio_lengths[rows], keys)
+        out = embeds.new_zeros(b, *embeds.shape[1:])
+        out[rows] = embeds
+        lengths[rows] = row_lengths.to(lengths)
+        return out, lengths
+
     def inputs_embeds(self, batch: Batch) -> Tensor:
         """The LLM input embeddings [b, s, d_llm] for a collated batch."""
-        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
+        audio_embeds, audio_lengths = self.encode_batch(batch)
         return self.splice(batch.input_ids, audio_embeds, audio_lengths)
 
     def forward(self, batch: Batch, with_llm: bool = True) -> ForwardOutput:
@@ -165,7 +187,7 @@ class SpeechLLM(nn.Module):
                          torch.zeros((), device=self.embedding_table.device)) * 0.0
             empty = torch.zeros(0, device=anchor.device)
             return ForwardOutput(empty, empty.long(), None, None, anchor)
-        audio_embeds, audio_lengths = self.encode_audio(batch.audio, batch.audio_lengths, batch.cache_keys)
+        audio_embeds, audio_lengths = self.encode_batch(batch)
         if not with_llm:
             return ForwardOutput(audio_embeds, audio_lengths, None, None)
         embeds = self.splice(batch.input_ids, audio_embeds, audio_lengths)

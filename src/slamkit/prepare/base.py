@@ -66,6 +66,22 @@ def text_lines(path: Path) -> Iterator[str]:
         raise CorpusError(f"{path}: cannot read ({err})") from err
 
 
+def utf8_lines(path: Path, lines: Sequence[bytes], skips: list, first: int = 1) -> Iterator[tuple[str, str]]:
+    """``(file:line, text)`` of each non-blank line of ``lines`` (numbered from ``first``); a line that is
+    not UTF-8 is added to ``skips`` as a :class:`~slamkit.data.skips.Skip` instead."""
+    from slamkit.data.skips import NOT_UTF8, Skip
+
+    for number, raw in enumerate(lines, start=first):
+        where = f"{path}:{number}"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            skips.append(Skip(where, NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})"))
+            continue
+        if text.strip():
+            yield where, text
+
+
 def default_workers() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

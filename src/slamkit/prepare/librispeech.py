@@ -15,8 +15,8 @@ from slamkit.data.biasing import (
 )
 from slamkit.data.audio import AudioError
 from slamkit.data.manifest import write_manifest
-from slamkit.data.skips import MALFORMED_LINE, NOT_UTF8, Skip, count_by_reason, describe
-from slamkit.prepare.base import CORPORA, CorpusError, clip_duration, corpus_summary
+from slamkit.data.skips import MALFORMED_LINE, Skip, count_by_reason, describe
+from slamkit.prepare.base import CORPORA, CorpusError, clip_duration, corpus_summary, utf8_lines
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +26,7 @@ def _librispeech_chapter(trans: Path, skips: list[Skip]) -> list[dict[str, Any]]
     be used (not UTF-8, not ``ID TEXT``, a missing or unreadable FLAC) is added to ``skips`` instead."""
     speaker, _, chapter = trans.name[: -len(".trans.txt")].partition("-")
     records = []
-    for number, raw in enumerate(trans.read_bytes().splitlines(), start=1):
-        where = f"{trans}:{number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            skips.append(Skip(where, NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})"))
-            continue
-        if not line.strip():
-            continue
+    for where, line in utf8_lines(trans, trans.read_bytes().splitlines(), skips):
         utt, _, text = line.strip().partition(" ")
         if not text.strip() or not utt.startswith(f"{speaker}-{chapter}-"):
             skips.append(Skip(where, MALFORMED_LINE, f"expected `{speaker}-{chapter}-NNNN TEXT`, got {line.strip()[:80]!r}"))

@@ -1,4 +1,4 @@
-"""Speech synthesis with exact transcripts: flite, espeak-ng and Piper, many voices, rates and pitches.
+"""Speech synthesis with exact transcripts: flite, espeak-ng, Piper and Festival, many voices, rates and pitches.
 
 Each utterance is one :class:`TTSJob` (a sentence plus a voice drawn from a seeded generator, so
 the same seed gives the same corpus however many workers run it). A job runs the engine, mixes
@@ -14,6 +14,8 @@ writes 16-bit PCM. Engines are registered in :data:`TTS_ENGINES`; each says what
 - piper: one neural voice, joe (US male, :mod:`slamkit.prepare.piper_voice`), in this process (no
   program); rate through ``length_scale``, voice quality ``noise_scale`` and phoneme-duration
   noise ``noise_w_scale``. It cannot change its pitch: pseudo-speakers do that.
+- festival: Festival's ``text2wave`` with three Debian voices, slt_hts (HTS), kal_diphone and
+  ked_diphone (:mod:`slamkit.prepare.festival_voice`); rate on all, pitch on the diphone voices.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from slamkit.data.audio import resample, to_mono
-from slamkit.prepare import piper_voice
+from slamkit.prepare import festival_voice, piper_voice
 from slamkit.prepare.perturb import PseudoSpeaker, perturb
 from slamkit.registry import Registry
 
@@ -187,9 +189,32 @@ class Piper:
         return piper_voice.speak(text, 1.0 / voice.rate, settings["noise_scale"], settings["noise_w_scale"])
 
 
+class Festival(ProgramEngine):
+    """Festival's ``text2wave``, voices and settings from :mod:`slamkit.prepare.festival_voice`."""
+
+    name = "festival"
+    program = festival_voice.PROGRAM
+
+    def missing(self) -> str | None:
+        return festival_voice.missing()
+
+    def sample_voice(self, rng: random.Random) -> Voice:
+        name, rate, pitch = festival_voice.draw(rng)
+        return Voice(self.name, name, rate=rate, pitch=pitch)
+
+    def command(self, text: str, voice: Voice, wav: Path) -> tuple[list[str], str | None]:
+        return festival_voice.command(voice.voice, voice.rate, voice.pitch, wav), festival_voice.speakable(text)
+
+    def speak(self, text: str, voice: Voice, tmp_wav: Path, where: str) -> tuple[np.ndarray, int]:
+        # text2wave exits 0 after a Scheme error: only a file it wrote counts as success.
+        tmp_wav.unlink(missing_ok=True)
+        return super().speak(text, voice, tmp_wav, where)
+
+
 TTS_ENGINES.register("flite")(Flite())
 TTS_ENGINES.register("espeak-ng")(EspeakNG())
 TTS_ENGINES.register("piper")(Piper())
+TTS_ENGINES.register("festival")(Festival())
 
 
 def check_engines(names: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ import torch
 from slamkit.data.manifest import Record
 from slamkit.data.tasks import TASKS
 from slamkit.infer.decode import load_run
-from slamkit.infer.longform import join_segments, plan_segments, segment_span, segment_window
+from slamkit.infer.longform import generation_settings, join_segments, plan_segments, prepare_long_form, segment_span
 from slamkit.infer.reference import reference_run_dir
 from slamkit.infer.segment import Span
 from slamkit.serve.batcher import Batcher
@@ -74,7 +74,7 @@ class Engine:
         self.name = name or ("slamkit-reference" if run == "reference" else run_dir.resolve().name)
         self.device = next(self.model.parameters()).device
         self.sample_rate = self.model.encoder.sample_rate
-        self.window = segment_window(self.cfg, self.model)
+        self.window = prepare_long_form(self.cfg, self.model)  # inf with decode.segment=windowed: clips decoded whole
         self._tmp = tempfile.TemporaryDirectory(prefix="slamkit-serve-")
         self.folder = Path(self._tmp.name)
         self.on_batch: list[Callable[[int], None]] = []  # called with each decoded batch's size (metrics)
@@ -172,7 +172,8 @@ class Engine:
             if self.cfg.decode.beam_size == 1 and any(listeners):
                 streamer = RowStreamer(listeners, self.model.prompts.tokenizer.eos_token_id)
             with autocast(self.cfg.decode.precision, self.device, "decode.precision"):
-                texts = dict(zip(batch.keys, self.model.generate(batch.to(self.device), self.cfg.decode, streamer)))
+                settings = generation_settings(self.cfg, self.model, batch.audio_lengths)
+                texts = dict(zip(batch.keys, self.model.generate(batch.to(self.device), settings, streamer)))
         missing = [r.key for r in records if r.key not in texts]
         if missing:  # the upload was checked when it arrived: only a file changed since could fail here
             log.warning("%d clip(s) of a batch could not be loaded", len(missing))

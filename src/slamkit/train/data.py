@@ -17,6 +17,9 @@ naming ``file:line``: lines that are not UTF-8, not JSON, miss or mistype a fiel
 records with an empty target; audio whose header cannot be read (missing, unreadable, not audio); and
 durations outside ``data.min_seconds``..``data.max_seconds``. A clip whose samples turn out unusable
 while loading (NaN, truncated data) is skipped by the dataset and counted by the loop.
+
+Training and validation read text-only records (no ``source``) as ``data.text_records`` says
+(docs/text-only.md); decoding always needs audio, so there a line without ``source`` is a bad line.
 """
 
 from __future__ import annotations
@@ -76,7 +79,11 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[
     the module's table); with ``world`` processes, this ``rank``'s share of every global batch
     (:class:`BucketBatchSampler`). Batches are pinned when the model is on a CUDA device
     (``pin_memory`` None) or when asked."""
-    records, skips = _read(manifest)
+    text_records = cfg.data.text_records if mode != "decode" else "refuse"
+    if mode == "train" and text_records != "refuse" and cfg.train.prealign_steps:
+        raise ValueError(f"train.prealign_steps={cfg.train.prealign_steps} with data.text_records={text_records}: pre-alignment "
+                         "trains the projector on audio alone; set train.prealign_steps=0 for text-only training")
+    records, skips = _read(manifest, text_records)
     durations, unreadable = record_durations(records)
     skips += unreadable
     if mode == "decode":
@@ -95,7 +102,8 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[
     targets = prompts.target_ids if mode != "decode" else None
     dataset = SpeechDataset(records, model.encoder.sample_rate, prompts.prompt_ids, targets, prompt_resolver(cfg),
                             skip_errors=True, per_epoch=train,
-                            max_target_tokens=cfg.data.max_target_tokens if mode != "decode" else 0)
+                            max_target_tokens=cfg.data.max_target_tokens if mode != "decode" else 0,
+                            text_prefix_ids=_bos(prompts.tokenizer))
     if mode == "decode":
         sampler = BucketBatchSampler(durations, cfg.decode.batch_size, shuffle=False, bucket=True, num_replicas=world, rank=rank)
     else:
@@ -111,11 +119,17 @@ def build_loader(cfg: Config, model: SpeechLLM, manifest: str | Path | Sequence[
     return Loader(records, dataset, sampler, collator, cfg.data.num_workers, skips, pin_memory, cfg.data.prefetch_factor)
 
 
-def _read(manifest: str | Path | Sequence[Record]) -> tuple[list[Record], list[Skip]]:
+def _read(manifest: str | Path | Sequence[Record], text_records: str = "refuse") -> tuple[list[Record], list[Skip]]:
     """A manifest's usable records and its unusable lines (records given in code are all usable)."""
     if isinstance(manifest, (str, Path)):
-        return scan_manifest(manifest)
+        return scan_manifest(manifest, text_records)
     return list(manifest), []
+
+
+def _bos(tokenizer) -> list[int]:  # noqa: ANN001 - a transformers tokenizer
+    """What a plain text-only example starts with: the tokenizer's BOS, if it has one."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return [int(bos)] if bos is not None else []
 
 
 def _with_targets(records: list[Record], durations: list[float | None],

@@ -202,7 +202,8 @@ def _setup(cfg: Config) -> _Run:
     valid = build_loader(cfg, model, cfg.data.valid, "valid", rank=dist.rank, world=dist.world).dataloader() if cfg.data.valid else None
     if tc.activation_checkpointing:
         log.info("activation checkpointing: %d layers recompute their activations", checkpoint_activations(model))
-    engine = dist.wrap(model, find_unused=tc.prealign_steps > 0, precision=tc.precision)
+    # Pre-alignment leaves the LLM out; a text-only batch leaves the projector out (docs/text-only.md).
+    engine = dist.wrap(model, find_unused=tc.prealign_steps > 0 or cfg.data.text_records != "refuse", precision=tc.precision)
     optimizer = build_optimizer(model, tc)  # after wrapping: FSDP replaces the parameters with shards
     run = _Run(cfg, dist, model, engine, prealign, objective, data, valid,
                optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skips=SkipTally(tc.output_dir, dist))

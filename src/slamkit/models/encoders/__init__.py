@@ -16,5 +16,6 @@ from slamkit.models.encoders.clap import audio as _clap  # noqa: E402,F401
 from slamkit.models.encoders.mert import encoder as _mert  # noqa: E402,F401
 from slamkit.models.encoders.data2vec2 import eat as _eat  # noqa: E402,F401
 from slamkit.models.encoders.data2vec2 import emotion2vec as _emotion2vec  # noqa: E402,F401
+from slamkit.models.encoders.av_hubert import encoder as _av_hubert  # noqa: E402,F401
 
 __all__ = ["ENCODERS", "AudioEncoder", "EncoderCard", "build_encoder", "encoder_table", "preset_names"]

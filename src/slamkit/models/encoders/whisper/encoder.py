@@ -10,6 +10,10 @@ sees the zero padding it would see alone), and every layer gets a key-padding ma
 ``pad_to_30s`` runs the same modules on Whisper's padded 3000-frame input with no mask (exactly
 HF's forward) and trims the output to the real frames.
 
+A clip longer than 30 s is refused unless windowed mode is on (:meth:`WhisperAudioEncoder.set_windowed`,
+what ``decode.segment=windowed`` selects): it then runs in consecutive 30 s windows whose frames
+are concatenated (:mod:`slamkit.models.encoders.whisper.windows`).
+
 Pretrained weights come from any checkpoint :func:`slamkit.models.encoders.whisper.formats.read_whisper_encoder`
 reads: a Hugging Face directory (``WhisperForConditionalGeneration``, ``WhisperModel`` or an
 encoder-only save; its reader lives here and is registered as the ``hf`` format), a
@@ -18,6 +22,7 @@ faster-whisper / CTranslate2 model, or an OpenAI ``.pt`` file. Only the encoder'
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -30,6 +35,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from slamkit.config import EncoderConfig
 from slamkit.models.lengths import LengthRule
+from slamkit.models.encoders.whisper.windows import join_windows, split_windows, windowed_frames
 from slamkit.models.encoders.whisper.frontend import CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE, WhisperLogMel, mel_frame_count
 from slamkit.models.encoders.whisper.ct2 import is_ctranslate2_model
 from slamkit.models.encoders.whisper.formats import WhisperCheckpointFormat, read_whisper_encoder, register_format
@@ -91,7 +97,8 @@ class WhisperAudioEncoder(AudioEncoder):
         use="ASR, contextual biasing (SLAM-ASR)",
     )
     frame_rate = 16_000 / (2 * HOP_LENGTH)
-    max_seconds = CHUNK_SAMPLES / SAMPLE_RATE  # 30 s: 1500 position embeddings
+    max_seconds = CHUNK_SAMPLES / SAMPLE_RATE  # 30 s: 1500 position embeddings (one pass; see set_windowed)
+    windows_per_pass = 16  # windowed mode: at most this many 30 s windows go through the layers at once
 
     def __init__(self, model: WhisperEncoder, pad_to_30s: bool = False, layer: int | None = None) -> None:
         super().__init__()
@@ -100,6 +107,13 @@ class WhisperAudioEncoder(AudioEncoder):
         self.pad_to_30s = pad_to_30s
         self.hidden_size = model.config.d_model
         self.layer_index = select_layer(layer, len(model.layers))
+        self.windowed = False
+
+    def set_windowed(self, on: bool) -> None:
+        """Windowed mode on or off: clips longer than :attr:`max_seconds` run in consecutive 30 s
+        windows (no overlap) whose frames are concatenated, instead of being refused. Clips up to
+        30 s give the same features either way. Changes :meth:`length_rule`: build the collator after."""
+        self.windowed = on
 
     @classmethod
     def from_config(cls, cfg: EncoderConfig) -> "WhisperAudioEncoder":
@@ -114,14 +128,38 @@ class WhisperAudioEncoder(AudioEncoder):
         return self.model.layers
 
     def length_rule(self) -> LengthRule:
-        """Samples -> encoder frames: mel frames n // 160 (<= 3000), then conv2's stride 2."""
+        """Samples -> encoder frames: mel frames n // 160 (<= 3000), then conv2's stride 2; in
+        windowed mode summed over 30 s windows (:func:`~slamkit.models.encoders.whisper.windows.windowed_frames`)."""
+        if self.windowed:
+            return functools.partial(windowed_frames, window=CHUNK_SAMPLES, rule=whisper_encoder_frames)
         return whisper_encoder_frames
 
     def forward(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``audio [b, t]`` float32, ``lengths [b]`` samples -> ``feats [b, t_e, d]``, ``frames [b]``.
 
-        ``t_e = max(frames)``; frames past a clip's length are 0.
+        ``t_e = max(frames)``; frames past a clip's length are 0. In windowed mode a clip longer
+        than 30 s is encoded window by window and its frames concatenated.
         """
+        if self.windowed and bool((lengths > CHUNK_SAMPLES).any()):
+            return self._forward_windows(audio, lengths)
+        return self._forward_clips(audio, lengths)
+
+    def _forward_windows(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Windowed mode: every clip cut into 30 s windows, the windows encoded as clips (at most
+        :attr:`windows_per_pass` at once), each clip's frames concatenated -> ``[b, t_e, d]``, ``[b]``."""
+        windows, sizes, owner = split_windows(audio, lengths.to(torch.long), CHUNK_SAMPLES, HOP_LENGTH)
+        feats, frames = [], []
+        for at in range(0, len(sizes), self.windows_per_pass):
+            part = sizes[at : at + self.windows_per_pass]
+            f, n = self._forward_clips(windows[at : at + self.windows_per_pass, : int(part.max())], part)
+            feats += list(f)
+            frames.append(n)
+        longest = max(f.shape[0] for f in feats)
+        stacked = torch.stack([F.pad(f, (0, 0, 0, longest - f.shape[0])) for f in feats])  # [n, t, d]
+        return join_windows(stacked, torch.cat(frames), owner, audio.shape[0])
+
+    def _forward_clips(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """One pass over clips of at most 30 s (see :meth:`forward`)."""
         mel, mel_frames = self.frontend(audio, lengths)  # [b, n_mels, T], [b]
         frames = _conv_stem_frames(mel_frames)
         hidden = self._embed(mel, mel_frames)  # [b, T/2, d]

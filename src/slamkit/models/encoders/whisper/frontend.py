@@ -117,7 +117,8 @@ class WhisperLogMel(nn.Module):
             longest = int(lengths.max()) / SAMPLE_RATE
             raise ValueError(f"Whisper's input window is {CHUNK_SAMPLES // SAMPLE_RATE} s ({CHUNK_SAMPLES} samples at {SAMPLE_RATE} Hz); "
                              f"got a clip of {longest:.2f} s. Segment long audio first (slamkit decode does: decode.segment, "
-                             "decode.max_segment_seconds) or keep data.max_seconds <= 30")
+                             "decode.max_segment_seconds), run it in 30 s windows (decode.segment=windowed) or keep "
+                             "data.max_seconds <= 30")
         return lengths
 
     def _padded_rows(self, audio: Tensor, lengths: Tensor) -> Tensor:

@@ -1,0 +1,198 @@
+"""Text-only in-domain adaptation: does training the LLM's LoRA on a domain's text lower the ASR WER
+on that domain's speech, and leave another domain alone? (docs/text-only.md)
+
+    python benchmarks/textonly_adaptation.py --out /tmp/textonly              # the measured run
+    python benchmarks/textonly_adaptation.py --out /tmp/textonly-quick --quick  # mechanics, minutes
+
+1. Text: the sentences of a target text source (default ``jargon``, the Jargon File's hacker slang)
+   and of a control source (default ``wordnet``'s everyday examples), from
+   :data:`slamkit.prepare.text.TEXT_SOURCES`, each shuffled with ``--seed``. The first ``--test``
+   of each are the held-out test sentences; the adaptation text is the next target sentences that
+   share no 6-word run with any test sentence (:class:`slamkit.prepare.text.EvalGuard`), a
+   ``--valid`` slice for validation and ``--train`` sentences for training. Neither domain was in
+   the reference adapter's training text (fortune cookies).
+2. Speech: the test sentences spoken by ``slamkit prepare tts`` (``--engines``, default the demo's
+   engine mix) -> ``<out>/speech/{target,control}/tts.jsonl``.
+3. Adaptation: ``slamkit train recipes/textonly_adapt_smollm2.yaml`` from the shipped reference
+   adapter (``train.init_from``), on text-only records (no ``source``), once per ``--layout``:
+   ``plain`` (records without a prompt: the text alone, loss on every token) and/or ``prompt``
+   (records with the ASR prompt: laid out as an ASR sample with zero audio tokens).
+4. Decoding both test sets with the reference adapter (the frozen-LLM baseline: the adapter as
+   shipped) and with each adapted run, the same decoding settings for all, then
+   ``slamkit score`` (WER, Whisper normaliser). Prints a markdown table and writes
+   ``<out>/results.json``. Every command run is logged, so each step can be repeated by hand.
+
+Needs the assets whisper-tiny.en, smollm2-135m-instruct-gguf, the two text sources' assets and the
+TTS engines (flite, espeak-ng, piper: ``slamkit assets list``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from slamkit.prepare.text import EvalGuard, source_sentences, write_text_file
+
+log = logging.getLogger("textonly")
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "textonly_adapt_smollm2.yaml"
+ASR_PROMPT = "Transcribe."  # the reference adapter's prompt (its data.prompt)
+DEMO_ENGINES = "piper:0.5,flite:0.3,espeak-ng:0.2"  # slamkit.app.demo.DEFAULT_ENGINES: the reference's voices
+
+
+def split_domains(target: Sequence[str], control: Sequence[str], n_test: int, n_train: int, n_valid: int,
+                  seed: int = 0) -> dict[str, list[str]]:
+    """Held-out test sentences of both domains and the target's adaptation text (train, valid).
+
+    Each source is shuffled with ``seed``; its first ``n_test`` sentences are the test set. The
+    adaptation text comes from the rest of the target source, leaving out every sentence that
+    shares a 6-word run with a test sentence of either domain, so no test sentence is ever trained on.
+    """
+    tgt, ctl = list(target), list(control)
+    random.Random(f"{seed}:target").shuffle(tgt)
+    random.Random(f"{seed}:control").shuffle(ctl)
+    target_test, control_test = tgt[:n_test], ctl[:n_test]
+    guard = EvalGuard(target_test + control_test)
+    pool = [s for s in tgt[n_test:] if not guard.overlaps(s)]
+    if len(pool) < n_valid + n_train or len(target_test) < n_test or len(control_test) < n_test:
+        raise ValueError(f"not enough sentences: {len(pool)} for adaptation ({n_valid + n_train} asked), "
+                         f"{len(target_test)} and {len(control_test)} for test ({n_test} asked)")
+    return {"target_test": target_test, "control_test": control_test,
+            "adapt_valid": pool[:n_valid], "adapt_train": pool[n_valid : n_valid + n_train]}
+
+
+def text_records(sentences: Sequence[str], prefix: str, prompt: str | None) -> list[dict[str, Any]]:
+    """Text-only manifest lines (no ``source``); with ``prompt``, laid out as ASR samples."""
+    extra = {"prompt": prompt} if prompt is not None else {}
+    return [{"key": f"{prefix}{i:05d}", "target": s, **extra} for i, s in enumerate(sentences)]
+
+
+def write_jsonl(lines: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Write JSON lines (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def slamkit(*args: str) -> None:
+    """Run one ``slamkit`` command in a fresh process (logged as the command a user would type)."""
+    cmd = [sys.executable, "-m", "slamkit", *args]
+    log.info("$ slamkit %s", " ".join(args))
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    log.info("  done in %.0f s", time.perf_counter() - start)
+
+
+def speak(sentences: list[str], folder: Path, engines: str, seed: int, workers: int) -> Path:
+    """The test sentences as speech (``slamkit prepare tts``); reused when already there."""
+    manifest = folder / "tts.jsonl"
+    if not manifest.is_file():
+        write_text_file(sentences, folder / "lines.txt")
+        slamkit("prepare", "tts", str(folder / "lines.txt"), "--out", str(folder), "--engines", engines,
+                "--seed", str(seed), "--workers", str(workers))
+    return manifest
+
+
+def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, args: argparse.Namespace) -> Path:
+    """Train the text-adapted run of ``layout`` (reused when it finished before)."""
+    prompt = ASR_PROMPT if layout == "prompt" else None
+    train = write_jsonl(text_records(sets["adapt_train"], "train", prompt), out / "text" / f"train_{layout}.jsonl")
+    valid = write_jsonl(text_records(sets["adapt_valid"], "valid", prompt), out / "text" / f"valid_{layout}.jsonl")
+    run = out / "runs" / f"adapted_{layout}"
+    if not _finished(run, args.steps):
+        slamkit("train", str(RECIPE), f"data.train={train}", f"data.valid={valid}", f"train.init_from={reference}",
+                f"train.output_dir={run}", f"train.max_steps={args.steps}", f"train.lr={args.lr}",
+                f"train.warmup_steps={max(args.steps // 15, 1)}",  # the recipe's 20 of 300, scaled
+                f"train.valid_every={max(args.steps // 3, 1)}", f"train.save_every={args.steps}", "train.tensorboard=false",
+                *args.override)
+    return run
+
+
+def _finished(run: Path, steps: int) -> bool:
+    """Whether ``run`` has a checkpoint at step ``steps``."""
+    from slamkit.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run) if run.is_dir() else None
+    return latest is not None and latest.step >= steps
+
+
+def wer(run: Path, manifest: Path, hyp: Path, beam: int) -> float:
+    """Decode ``manifest`` with ``run`` (reused when ``hyp`` exists) and return its WER (%)."""
+    from slamkit.infer.score import score_file
+
+    if not hyp.is_file():
+        slamkit("decode", str(run), "--manifest", str(manifest), "--out", str(hyp), f"decode.beam_size={beam}",
+                "decode.no_repeat_ngram_size=3", "decode.batch_size=8", "decode.checkpoint=latest")
+    return 100.0 * float(score_file(hyp, metric="wer")["wer"])
+
+
+def table(results: dict[str, dict[str, float]], target: str, control: str) -> str:
+    """Markdown table: WER per adapter and domain, and the change against the reference."""
+    base = results["reference"]
+    rows = [f"| adapter | target: {target} WER % | Δ | control: {control} WER % | Δ |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        dt = "" if name == "reference" else f"{r['target'] - base['target']:+.1f}"
+        dc = "" if name == "reference" else f"{r['control'] - base['control']:+.1f}"
+        rows.append(f"| {name} | {r['target']:.1f} | {dt} | {r['control']:.1f} | {dc} |")
+    return "\n".join(rows)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/textonly_adaptation"), help="work folder (reused on rerun)")
+    p.add_argument("--target", default="jargon", help="text source of the target domain (default jargon)")
+    p.add_argument("--control", default="wordnet", help="text source of the control domain (default wordnet)")
+    p.add_argument("--test", type=int, default=60, help="test sentences (spoken clips) per domain (default 60)")
+    p.add_argument("--train", type=int, default=3000, help="adaptation sentences of the target domain (default 3000)")
+    p.add_argument("--valid", type=int, default=100, help="validation sentences of the target domain (default 100)")
+    p.add_argument("--steps", type=int, default=300, help="adaptation steps (batch 8; default 300)")
+    p.add_argument("--lr", type=float, default=1e-4, help="adaptation learning rate (default 1e-4, the recipe's)")
+    p.add_argument("--layout", choices=("plain", "prompt", "both"), default="both",
+                   help="text records without a prompt (plain), with the ASR prompt (prompt), or one run of each")
+    p.add_argument("--beam", type=int, default=4, help="beam size for every decode (default 4, the reference's)")
+    p.add_argument("--engines", default=DEMO_ENGINES, help=f"TTS engines (default the demo's: {DEMO_ENGINES})")
+    p.add_argument("--workers", type=int, default=2, help="TTS processes (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", type=Path, default=None, help="the baseline run (default the shipped tiny.en reference)")
+    p.add_argument("--quick", action="store_true", help="mechanics only, as defaults: 8 clips per domain, 400 "
+                   "sentences, 40 steps, plain layout, greedy, flite (a few minutes on a CPU)")
+    p.add_argument("override", nargs="*", help="key=value overrides for the adaptation runs (e.g. train.precision=fp32)")
+    if "--quick" in (sys.argv[1:] if argv is None else argv):  # new defaults; options given still win
+        p.set_defaults(test=8, train=400, valid=16, steps=40, layout="plain", beam=1, engines="flite")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
+    from slamkit.infer.reference import reference_run_dir
+
+    reference = args.reference or reference_run_dir("tiny.en")
+    if reference is None:
+        raise SystemExit("no reference adapter found (src/slamkit/reference/demo_asr_tiny_en); pass --reference RUN_DIR")
+    out: Path = args.out
+    sets = split_domains(source_sentences(args.target), source_sentences(args.control), args.test, args.train, args.valid, args.seed)
+    speech = {d: speak(sets[f"{d}_test"], out / "speech" / d, args.engines, args.seed, args.workers) for d in ("target", "control")}
+    layouts = ("plain", "prompt") if args.layout == "both" else (args.layout,)
+    runs = {"reference": Path(reference), **{f"text-adapted ({lay})": adapt(out, lay, sets, Path(reference), args) for lay in layouts}}
+    results: dict[str, dict[str, float]] = {}
+    for name, run in runs.items():
+        tag = name.replace(" ", "_").replace("(", "").replace(")", "")
+        results[name] = {d: wer(run, speech[d], out / "hyps" / f"{tag}_{d}_beam{args.beam}.jsonl", args.beam) for d in speech}
+    report = {"target": args.target, "control": args.control, "test_clips": args.test, "adapt_sentences": args.train,
+              "steps": args.steps, "lr": args.lr, "beam": args.beam, "engines": args.engines, "reference": str(reference),
+              "wer_percent": results}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    print(table(results, args.target, args.control))
+    print(f"\n(results: {out / 'results.json'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
