@@ -12,6 +12,7 @@ by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -22,11 +23,24 @@ from safetensors.torch import load_file, save_file
 from slamkit.config import dump_config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
+# Where `slamkit demo --out runs/demo` (default settings) writes the data the reference is trained on.
+DEMO_DATA = "runs/demo/data/tts-8000-0-short800-9a138708"
 PORTABLE = {
     "train.output_dir": "runs/reference_tiny_en",
-    "data.train": "~/.cache/slamkit/data/demo/tts-8000-0/train.jsonl",
-    "data.valid": "~/.cache/slamkit/data/demo/tts-8000-0/valid.jsonl",
+    "data.train": f"{DEMO_DATA}/augment-7a16b86e/train.jsonl",
+    "data.valid": f"{DEMO_DATA}/valid.jsonl",
 }
+
+
+def write_meta(src: Path, dest: Path) -> None:
+    """``dest/meta.json``: the run's record of the checkpoint, with the size and sha256 of the files
+    shipped (the float16 weights; the optimizer state ``state.pt`` is not shipped), so resolving
+    the checkpoint verifies what is in the package."""
+    meta = json.loads((src / "meta.json").read_text())
+    if "files" in meta:
+        meta["files"] = {f.name: {"size": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+                         for f in sorted(dest.iterdir()) if f.is_file() and f.name != "meta.json"}
+    (dest / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def ship(run_dir: Path, step: int, name: str, overrides: list[str]) -> Path:
@@ -43,7 +57,7 @@ def ship(run_dir: Path, step: int, name: str, overrides: list[str]) -> Path:
     dump_config(cfg, dest / "config.yaml")
     weights = load_file(str(src / "model.safetensors"))
     save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}, str(ckpt_dest / "model.safetensors"))
-    shutil.copy2(src / "meta.json", ckpt_dest / "meta.json")
+    write_meta(src, ckpt_dest)
     lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
     (dest / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return dest
