@@ -9,8 +9,11 @@ on that domain's speech, and leave another domain alone? (docs/text-only.md)
    :data:`slamkit.prepare.text.TEXT_SOURCES`, each shuffled with ``--seed``. The first ``--test``
    of each are the held-out test sentences; the adaptation text is the next target sentences that
    share no 6-word run with any test sentence (:class:`slamkit.prepare.text.EvalGuard`), a
-   ``--valid`` slice for validation and ``--train`` sentences for training. Neither domain was in
-   the reference adapter's training text (fortune cookies).
+   ``--valid`` slice for validation and ``--train`` sentences for training. Both domains are in the
+   demo's default text mix (wordnet:8000, jargon:2000), on which the shipped reference adapter was
+   trained: every sentence of that training text (``--base-text``, rebuilt exactly as ``slamkit
+   demo`` builds it) and every sentence sharing a 6-word run with it is removed from both domains
+   first, so neither the test speech nor the adaptation text was ever seen by the baseline.
 2. Speech: the test sentences spoken by ``slamkit prepare tts`` (``--engines``, default the demo's
    engine mix) -> ``<out>/speech/{target,control}/tts.jsonl``.
 3. Adaptation: ``slamkit train recipes/textonly_adapt_smollm2.yaml`` from the shipped reference
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from slamkit.prepare.text import EvalGuard, source_sentences, write_text_file
+from slamkit.prepare.text import DEFAULT_MIX, EvalGuard, evaluation_texts, mix_sentences, source_sentences, write_text_file
 
 log = logging.getLogger("textonly")
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "textonly_adapt_smollm2.yaml"
@@ -65,6 +68,16 @@ def split_domains(target: Sequence[str], control: Sequence[str], n_test: int, n_
                          f"{len(target_test)} and {len(control_test)} for test ({n_test} asked)")
     return {"target_test": target_test, "control_test": control_test,
             "adapt_valid": pool[:n_valid], "adapt_train": pool[n_valid : n_valid + n_train]}
+
+
+def unseen(sentences: Sequence[str], base_text: str, seed: int = 0) -> list[str]:
+    """``sentences`` minus those the baseline was trained on: the text mix ``base_text`` as ``slamkit
+    demo`` builds it (evaluation transcripts excluded, ``seed`` 0), and any sentence sharing a
+    6-word run with it. An empty ``base_text`` keeps everything."""
+    if not base_text:
+        return list(sentences)
+    guard = EvalGuard(mix_sentences(base_text, exclude=evaluation_texts(), seed=seed).sentences)
+    return [s for s in sentences if not guard.overlaps(s)]
 
 
 def text_records(sentences: Sequence[str], prefix: str, prompt: str | None) -> list[dict[str, Any]]:
@@ -148,6 +161,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("runs/textonly_adaptation"), help="work folder (reused on rerun)")
     p.add_argument("--target", default="jargon", help="text source of the target domain (default jargon)")
     p.add_argument("--control", default="wordnet", help="text source of the control domain (default wordnet)")
+    p.add_argument("--base-text", default=DEFAULT_MIX, help="the baseline's training text mix, removed from both domains "
+                   f"(default the demo's, {DEFAULT_MIX}; '' keeps every sentence)")
     p.add_argument("--test", type=int, default=60, help="test sentences (spoken clips) per domain (default 60)")
     p.add_argument("--train", type=int, default=3000, help="adaptation sentences of the target domain (default 3000)")
     p.add_argument("--valid", type=int, default=100, help="validation sentences of the target domain (default 100)")
@@ -177,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reference is None:
         raise SystemExit("no reference adapter found (src/slamkit/reference/demo_asr_tiny_en); pass --reference RUN_DIR")
     out: Path = args.out
-    sets = split_domains(source_sentences(args.target), source_sentences(args.control), args.test, args.train, args.valid, args.seed)
+    domains = [unseen(source_sentences(name), args.base_text) for name in (args.target, args.control)]
+    sets = split_domains(*domains, args.test, args.train, args.valid, args.seed)
     speech = {d: speak(sets[f"{d}_test"], out / "speech" / d, args.engines, args.seed, args.workers) for d in ("target", "control")}
     layouts = ("plain", "prompt") if args.layout == "both" else (args.layout,)
     runs = {"reference": Path(reference), **{f"text-adapted ({lay})": adapt(out, lay, sets, Path(reference), args) for lay in layouts}}

@@ -109,3 +109,19 @@ def test_benchmark_split_keeps_test_sentences_out_of_the_adaptation_text():
     assert lines == [{"key": "t00000", "target": "a b c", "prompt": "Transcribe."}] and "source" not in lines[0]
     with pytest.raises(ValueError, match="not enough sentences"):
         bench.split_domains(target, control, n_test=3, n_train=500, n_valid=2)
+
+
+def test_benchmark_removes_the_baselines_training_text_from_both_domains() -> None:
+    """The reference adapter trained on the demo's text mix: the benchmark's domains lose every sentence of it."""
+    import importlib.util
+
+    from conftest import REPO
+    from slamkit.prepare.text import evaluation_texts, mix_sentences
+
+    spec = importlib.util.spec_from_file_location("textonly_adaptation", REPO / "benchmarks" / "textonly_adaptation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    seen = mix_sentences("jargon:40", exclude=evaluation_texts(), seed=0).sentences
+    fresh = "the quick brown fox typed a sentence nobody has trained on"
+    assert bench.unseen([*seen[:5], fresh, seen[7] + " indeed"], "jargon:40") == [fresh]
+    assert bench.unseen([*seen[:5], fresh], "") == [*seen[:5], fresh]
