@@ -13,6 +13,8 @@ greedy unless ``--beam``):
 - ``vad``: ``decode.segment=vad``, segments of at most ``--window`` s (default: the run's
   ``decode.max_segment_seconds``, else 30), decoded in batches and joined;
 - ``fixed``: ``decode.segment=fixed``, contiguous windows of the same length cut at quiet points;
+- ``overlap``: ``decode.segment=overlap``, windows of the same length sharing
+  ``decode.segment_overlap`` s (the run's; 1 s by default), the repeated words kept once;
 - ``windowed``: ``decode.segment=windowed``, the recording passed whole; the encoder runs it in
   30 s windows and concatenates their frames, and the LLM writes one transcript
   (``max_new_tokens`` per ``--window`` s of audio).
@@ -51,7 +53,7 @@ from slamkit.infer.score import score_file
 from slamkit.models.speech_llm import SpeechLLM
 
 SR = 16_000
-METHODS = ("vad", "fixed", "windowed")
+METHODS = ("vad", "fixed", "overlap", "windowed")
 FULL_SECONDS = (60.0, 120.0, 180.0)
 QUICK_SECONDS = (40.0,)
 PAUSE_SECONDS = (0.3, 1.5)  # silence between two clips, drawn uniformly
@@ -99,9 +101,10 @@ def build_recordings(pool: list[Record], targets: tuple[float, ...], folder: Pat
     return rows
 
 
-def method_config(cfg: Config, method: str, window: float | None, beam: int) -> Config:
-    """``cfg`` with ``decode.segment=method``, the segment window and the beam size set."""
-    dc = dataclasses.replace(cfg.decode, segment=method, beam_size=beam, max_segment_seconds=window)
+def method_config(cfg: Config, method: str, window: float | None, beam: int, overlap: float | None = None) -> Config:
+    """``cfg`` with ``decode.segment=method``, the segment window, the beam size and (when given) the overlap set."""
+    dc = dataclasses.replace(cfg.decode, segment=method, beam_size=beam, max_segment_seconds=window,
+                             segment_overlap=cfg.decode.segment_overlap if overlap is None else overlap)
     return dataclasses.replace(cfg, decode=dc)
 
 
@@ -124,7 +127,7 @@ def run_method(cfg: Config, model: SpeechLLM, manifest: Path, out: Path, audio_s
 
 
 def compare(run: str, quick: bool, window: float | None, beam: int, seed: int, work: Path,
-            max_new_tokens: int | None = None) -> dict:
+            max_new_tokens: int | None = None, overlap: float | None = None) -> dict:
     """Build the recordings, load ``run`` once, decode them with each method -> the result dict."""
     from slamkit.serve.engine import resolve_run
 
@@ -139,10 +142,11 @@ def compare(run: str, quick: bool, window: float | None, beam: int, seed: int, w
     results = []
     for method in METHODS:
         print(f"decoding {len(rows)} recordings ({audio_seconds:.0f} s) with decode.segment={method} …", file=sys.stderr)
-        results.append(run_method(method_config(cfg, method, window, beam), model, manifest, work / f"{method}.jsonl", audio_seconds))
+        results.append(run_method(method_config(cfg, method, window, beam, overlap), model, manifest, work / f"{method}.jsonl", audio_seconds))
     return {
         "benchmark": "longform", "run": run, "quick": quick, "recordings": [round(r["duration"], 2) for r in rows],
-        "audio_s": round(audio_seconds, 2), "window_s": window, "beam_size": beam, "max_new_tokens": cfg.decode.max_new_tokens,
+        "audio_s": round(audio_seconds, 2), "window_s": window,
+        "overlap_s": cfg.decode.segment_overlap if overlap is None else overlap, "beam_size": beam, "max_new_tokens": cfg.decode.max_new_tokens,
         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(), "rows": results,
     }
 
@@ -150,7 +154,7 @@ def compare(run: str, quick: bool, window: float | None, beam: int, seed: int, w
 def format_table(result: dict) -> str:
     """The result as a markdown table."""
     head = (f"{len(result['recordings'])} recordings {result['recordings']} s, {result['rows'][0]['ref_words']} reference words; "
-            f"segment window {result['window_s']} s, beam {result['beam_size']}, {result['threads']} threads")
+            f"segment window {result['window_s']} s, overlap {result.get('overlap_s')} s, beam {result['beam_size']}, {result['threads']} threads")
     lines = [head, "", "| decode.segment | segments | WER | decode s | CPU s | RTFx |", "|---|---|---|---|---|---|"]
     for row in result["rows"]:
         lines.append(f"| {row['method']} | {row['segments']} | {100 * row['wer']:.1f} % | {row['seconds']:.1f} | {row['cpu_s']:.1f} | {row['rtfx']:.2f} |")
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one recording of about 40 s (a smoke test)")
     p.add_argument("--window", type=float, default=None, help="segment window in s for vad/fixed and the token unit of windowed "
                    "(default: the run's decode.max_segment_seconds)")
+    p.add_argument("--overlap", type=float, default=None, help="seconds the `overlap` method's windows share "
+                   "(default: the run's decode.segment_overlap)")
     p.add_argument("--beam", type=int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="decode.max_new_tokens (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="which clips, in which order, and the pauses")
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="slamkit-longform-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = compare(args.run, args.quick, args.window, args.beam, args.seed, work, args.max_new_tokens)
+        result = compare(args.run, args.quick, args.window, args.beam, args.seed, work, args.max_new_tokens, args.overlap)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(format_table(result))

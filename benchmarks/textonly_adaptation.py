@@ -19,7 +19,10 @@ on that domain's speech, and leave another domain alone? (docs/text-only.md)
 3. Adaptation: ``slamkit train recipes/textonly_adapt_smollm2.yaml`` from the shipped reference
    adapter (``train.init_from``), on text-only records (no ``source``), once per ``--layout``:
    ``plain`` (records without a prompt: the text alone, loss on every token) and/or ``prompt``
-   (records with the ASR prompt: laid out as an ASR sample with zero audio tokens).
+   (records with the ASR prompt: laid out as an ASR sample with zero audio tokens); with
+   ``--replay`` (the baseline's ASR training manifest) also ``mixed`` (the plain text plus as many
+   of those ASR clips, so the LoRA keeps following the audio) and ``replay`` (the clips alone, the
+   same steps: what continued ASR training does without the target text, the control for ``mixed``).
 4. Decoding both test sets with the reference adapter (the frozen-LLM baseline: the adapter as
    shipped) and with each adapted run, the same decoding settings for all, then
    ``slamkit score`` (WER, Whisper normaliser). Prints a markdown table and writes
@@ -46,6 +49,7 @@ from slamkit.prepare.text import DEFAULT_MIX, EvalGuard, evaluation_texts, mix_s
 log = logging.getLogger("textonly")
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "textonly_adapt_smollm2.yaml"
 ASR_PROMPT = "Transcribe."  # the reference adapter's prompt (its data.prompt)
+LAYOUTS = ("plain", "prompt", "mixed", "replay")  # the adaptation runs --layout can ask for
 DEMO_ENGINES = "piper:0.5,flite:0.3,espeak-ng:0.2"  # slamkit.app.demo.DEFAULT_ENGINES: the reference's voices
 
 
@@ -112,19 +116,49 @@ def speak(sentences: list[str], folder: Path, engines: str, seed: int, workers: 
     return manifest
 
 
+def replay_records(manifest: Path | None, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` ASR lines drawn from ``manifest`` (the baseline's own training data), sources made absolute."""
+    if manifest is None:
+        raise SystemExit("--layout mixed/replay needs --replay MANIFEST: the baseline's ASR training manifest "
+                         "(the demo's: <demo --out>/data/tts-…/train.jsonl)")
+    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < n:
+        raise SystemExit(f"{manifest}: {len(lines)} lines, {n} replay clips asked")
+    picked = random.Random(f"{seed}:replay").sample(lines, n)
+    return [{**line, "source": str((manifest.parent / line["source"]).resolve())} for line in picked]
+
+
+def adaptation_records(layout: str, sentences: Sequence[str], prefix: str, replay: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A layout's training lines: the text alone (``plain``), as ASR samples without audio
+    (``prompt``), the plain text with as many replayed ASR clips (``mixed``), or the clips alone
+    (``replay``: continued ASR training with no target text, the control for ``mixed``)."""
+    if layout == "replay":
+        return replay
+    text = text_records(sentences, prefix, ASR_PROMPT if layout == "prompt" else None)
+    return text + replay if layout == "mixed" else text
+
+
 def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, args: argparse.Namespace) -> Path:
-    """Train the text-adapted run of ``layout`` (reused when it finished before)."""
-    prompt = ASR_PROMPT if layout == "prompt" else None
-    train = write_jsonl(text_records(sets["adapt_train"], "train", prompt), out / "text" / f"train_{layout}.jsonl")
-    valid = write_jsonl(text_records(sets["adapt_valid"], "valid", prompt), out / "text" / f"valid_{layout}.jsonl")
+    """Train the adapted run of ``layout`` (reused when it finished before)."""
+    with_clips = layout in ("mixed", "replay")
+    replay = replay_records(args.replay, len(sets["adapt_train"]), args.seed) if with_clips else []
+    train = write_jsonl(adaptation_records(layout, sets["adapt_train"], "train", replay), out / "text" / f"train_{layout}.jsonl")
+    valid = write_jsonl(text_records(sets["adapt_valid"], "valid", ASR_PROMPT if layout == "prompt" else None),
+                        out / "text" / f"valid_{layout}.jsonl")
     run = out / "runs" / f"adapted_{layout}"
+    clips = ["data.text_records=mixed", "model.encoder.cache_dtype=float16"] if with_clips else []  # the demo's feature cache
     if not _finished(run, args.steps):
         slamkit("train", str(RECIPE), f"data.train={train}", f"data.valid={valid}", f"train.init_from={reference}",
                 f"train.output_dir={run}", f"train.max_steps={args.steps}", f"train.lr={args.lr}",
                 f"train.warmup_steps={max(args.steps // 15, 1)}",  # the recipe's 20 of 300, scaled
                 f"train.valid_every={max(args.steps // 3, 1)}", f"train.save_every={args.steps}", "train.tensorboard=false",
-                *args.override)
+                *clips, *args.override)
     return run
+
+
+def _run_name(layout: str) -> str:
+    """A run's row name in the table."""
+    return "replay only (no text)" if layout == "replay" else f"text-adapted ({layout})"
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -164,12 +198,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base-text", default=DEFAULT_MIX, help="the baseline's training text mix, removed from both domains "
                    f"(default the demo's, {DEFAULT_MIX}; '' keeps every sentence)")
     p.add_argument("--test", type=int, default=60, help="test sentences (spoken clips) per domain (default 60)")
-    p.add_argument("--train", type=int, default=3000, help="adaptation sentences of the target domain (default 3000)")
+    p.add_argument("--train", type=int, default=2400, help="adaptation sentences of the target domain (default 2400: the jargon file has about 2 600 once the demo's training text is removed)")
     p.add_argument("--valid", type=int, default=100, help="validation sentences of the target domain (default 100)")
     p.add_argument("--steps", type=int, default=300, help="adaptation steps (batch 8; default 300)")
     p.add_argument("--lr", type=float, default=1e-4, help="adaptation learning rate (default 1e-4, the recipe's)")
-    p.add_argument("--layout", choices=("plain", "prompt", "both"), default="both",
-                   help="text records without a prompt (plain), with the ASR prompt (prompt), or one run of each")
+    p.add_argument("--layout", default="both",
+                   help="comma-separated runs: plain (text records without a prompt), prompt (with the ASR prompt), "
+                   "mixed (plain text + as many replayed ASR clips, needs --replay), replay (the clips alone: the "
+                   "control for mixed); `both` = plain,prompt (default), `all` = all four")
+    p.add_argument("--replay", type=Path, default=None, help="the baseline's ASR training manifest, for the mixed and replay runs")
     p.add_argument("--beam", type=int, default=4, help="beam size for every decode (default 4, the reference's)")
     p.add_argument("--engines", default=DEMO_ENGINES, help=f"TTS engines (default the demo's: {DEMO_ENGINES})")
     p.add_argument("--workers", type=int, default=2, help="TTS processes (default 2)")
@@ -195,14 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     domains = [unseen(source_sentences(name), args.base_text) for name in (args.target, args.control)]
     sets = split_domains(*domains, args.test, args.train, args.valid, args.seed)
     speech = {d: speak(sets[f"{d}_test"], out / "speech" / d, args.engines, args.seed, args.workers) for d in ("target", "control")}
-    layouts = ("plain", "prompt") if args.layout == "both" else (args.layout,)
-    runs = {"reference": Path(reference), **{f"text-adapted ({lay})": adapt(out, lay, sets, Path(reference), args) for lay in layouts}}
+    layouts = {"both": ("plain", "prompt"), "all": LAYOUTS}.get(args.layout) or tuple(args.layout.split(","))
+    if unknown := [lay for lay in layouts if lay not in LAYOUTS]:
+        raise SystemExit(f"--layout: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}, both, all")
+    runs = {"reference": Path(reference), **{_run_name(lay): adapt(out, lay, sets, Path(reference), args) for lay in layouts}}
     results: dict[str, dict[str, float]] = {}
     for name, run in runs.items():
         tag = name.replace(" ", "_").replace("(", "").replace(")", "")
         results[name] = {d: wer(run, speech[d], out / "hyps" / f"{tag}_{d}_beam{args.beam}.jsonl", args.beam) for d in speech}
     report = {"target": args.target, "control": args.control, "test_clips": args.test, "adapt_sentences": args.train,
-              "steps": args.steps, "lr": args.lr, "beam": args.beam, "engines": args.engines, "reference": str(reference),
+              "steps": args.steps, "lr": args.lr, "layouts": list(layouts),
+              "replay": str(args.replay) if args.replay else None, "beam": args.beam, "engines": args.engines, "reference": str(reference),
               "wer_percent": results}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(table(results, args.target, args.control))

@@ -193,9 +193,9 @@ class DecodeConfig:
     rerank: str | None = _f(None, "Re-rank candidates and keep the best (SLAM-AAC's CLAP-Refine): null (off) | clap (cosine similarity of CLAP audio and text embeddings; needs `rerank_model`).")
     rerank_model: str | None = _f(None, "Local Hugging Face ClapModel directory (weights, tokenizer, preprocessor_config.json) or asset:NAME, for `rerank: clap`.")
     rerank_candidates: int = _f(8, "Candidates per clip when re-ranking: one beam search of max(N, beam_size) beams gives its N best distinct texts.")
-    segment: Literal["vad", "fixed", "windowed"] = _f("vad", "How clips longer than the segment window are split (see docs/longform.md): vad (silero-vad speech spans merged up to the window; silence between segments dropped) | fixed (contiguous windows, each cut at the quietest 100 ms before the limit) | windowed (not split: the Whisper encoder runs the clip in 30 s windows whose frames are concatenated, and the LLM writes one transcript; `max_new_tokens` then counts per segment window of audio). Shorter clips are decoded whole.")
+    segment: Literal["vad", "fixed", "overlap", "windowed"] = _f("vad", "How clips longer than the segment window are split (see docs/longform.md): vad (silero-vad speech spans merged up to the window; silence between segments dropped) | fixed (contiguous windows, each cut at the quietest 100 ms before the limit) | overlap (windows sharing `segment_overlap` seconds, cut blindly; the words transcribed twice are kept once) | windowed (not split: the Whisper encoder runs the clip in 30 s windows whose frames are concatenated, and the LLM writes one transcript; `max_new_tokens` then counts per segment window of audio). Shorter clips are decoded whole.")
     max_segment_seconds: float | None = _f(None, "Longest segment in seconds; null = the encoder's input window (30 s for Whisper), else 30. May not exceed the encoder's window.")
-    segment_overlap: float = _f(1.0, "Seconds before the window's end in which `fixed` segmentation looks for the quietest cut point.")
+    segment_overlap: float = _f(1.0, "Seconds before the window's end in which `fixed` segmentation looks for the quietest cut point; with `overlap`, the seconds consecutive windows share (at most half a window).")
 
 
 @dataclass

@@ -130,3 +130,15 @@ def test_training_refuses_max_seconds_above_the_encoder_window(tmp_path, tone_co
     with pytest.raises(ValueError, match=r"data.max_seconds=45 exceeds the whisper encoder's input window of 30 s"):
         train(cfg)
     assert not (tmp_path / "run").exists(), "refused before anything is written"
+
+
+def test_join_keeps_words_of_overlapping_windows_once():
+    from slamkit.infer.longform import join_segments
+    from slamkit.infer.segment import Span
+
+    text, segments = join_segments([(Span(0.0, 6.0), "one two three four"), (Span(4.5, 10.5), "four five six"),
+                                    (Span(9.0, 12.0), "six seven")])
+    assert text == "one two three four five six seven"
+    assert [s["text"] for s in segments] == ["one two three four", "four five six", "six seven"]
+    # contiguous segments are joined as they are, even when words repeat
+    assert join_segments([(Span(0.0, 6.0), "no no"), (Span(6.0, 9.0), "no")])[0] == "no no no"

@@ -96,3 +96,26 @@ def test_silero_import_keeps_the_thread_count():
     segment._silero.cache_clear()
     assert segment.vad_available()
     assert torch.get_num_threads() == before
+
+
+def test_overlap_windows_share_the_overlap_and_cover_the_clip():
+    audio = np.zeros(int(SR * 20.5), dtype=np.float32)
+    spans, method = segment_audio(audio, SR, 6.0, "overlap", overlap_seconds=1.5)
+    assert method == "overlap"
+    assert [s.start for s in spans[:3]] == [0.0, 4.5, 9.0]
+    assert all(s.end - s.start == pytest.approx(6.0) for s in spans)
+    assert spans[-1].end == pytest.approx(20.5) and spans[-2].end > spans[-1].start
+    # the overlap is capped at half a window, so every window still moves on
+    wide, _ = segment_audio(audio, SR, 6.0, "overlap", overlap_seconds=5.0)
+    assert [s.start for s in wide[:2]] == [0.0, 3.0]
+
+
+def test_merge_overlap_finds_the_repeated_words():
+    left = "the quick brown fox jumps over".split()
+    assert segment.merge_overlap(left, "Fox, jumps over the lazy dog".split()) == 3
+    assert segment.merge_overlap(left, "a fox jumps over the lazy dog".split()) == 4  # 'brown' heard as 'a'
+    assert segment.merge_overlap(left, "then it ran away".split()) == 0  # nothing lines up
+    assert segment.merge_overlap(left, "fax jumps over the lazy dog".split()) == 3  # one word misheard
+    assert segment.merge_overlap(left, "lazy dog".split()) == 0
+    assert segment.merge_overlap(left, "jumps over it".split(), max_words=1) == 0
+    assert segment.merge_overlap([], "a b".split()) == 0

@@ -176,8 +176,35 @@ def test_server_engine_transcribes_a_long_clip_whole(run_dir, tmp_path):
         engine.close()
 
 
+def test_server_overlap_windows_stream_the_joined_text(run_dir, tmp_path):
+    """decode.segment=overlap in the server: overlapping windows, and a stream that joins to the transcript."""
+    import asyncio
+
+    from slamkit.serve.engine import Clip, Engine
+
+    long = tmp_path / "long.wav"
+    sf.write(str(long), (0.1 * np.random.default_rng(2).standard_normal(int(11 * SR))).astype(np.float32), SR)
+    engine = Engine(str(run_dir), ["decode.segment=overlap", "decode.max_segment_seconds=4", "decode.segment_overlap=1",
+                                   "decode.max_new_tokens=4"], max_batch=4, max_wait_ms=1)
+    try:
+        clip = Clip(long, 11.0)
+        records = engine.plan(clip)
+        spans = [(r.extra["segment"]["start"], r.extra["segment"]["end"]) for r in records]
+        assert spans[:2] == [(0.0, 4.0), (3.0, 7.0)] and spans[-1][1] == 11.0
+
+        async def both():
+            transcript = await engine.transcribe(clip, timeout=60)
+            pieces = [piece async for piece in engine.stream(engine.plan(clip), timeout=60)]
+            return transcript, pieces
+
+        transcript, pieces = asyncio.run(both())
+        assert len(transcript.segments) == len(spans) and "".join(pieces) == transcript.text
+    finally:
+        engine.close()
+
+
 @pytest.mark.needs_reference
-def test_longform_compare_quick_gives_three_rows(run_dir, tmp_path):
+def test_longform_compare_quick_gives_a_row_per_method(run_dir, tmp_path):
     """benchmarks/longform_compare.py --quick's path on real speech, with a tiny run (2 steps) for speed."""
     from slamkit.assets import list_assets
 
@@ -190,10 +217,11 @@ def test_longform_compare_quick_gives_three_rows(run_dir, tmp_path):
     result = bench.compare(str(run_dir), quick=True, window=3.0, beam=1, seed=0, work=tmp_path / "work", max_new_tokens=3)
     assert len(result["recordings"]) == 1 and 30.0 < result["audio_s"] < 60.0
     rows = {row["method"]: row for row in result["rows"]}
-    assert list(rows) == ["vad", "fixed", "windowed"]
+    assert list(rows) == ["vad", "fixed", "overlap", "windowed"]
     for row in rows.values():
         assert {"wer", "rtfx", "seconds", "cpu_s", "segments", "ref_words", "errors"} <= set(row)
         assert row["errors"] == 0 and row["wer"] >= 0.0 and row["rtfx"] > 0 and row["ref_words"] > 50
     assert rows["windowed"]["segments"] == 1, "windowed decodes the recording whole"
     assert rows["vad"]["segments"] > 10 and rows["fixed"]["segments"] >= math.ceil(result["audio_s"] / 3.0)
+    assert rows["overlap"]["segments"] > rows["fixed"]["segments"]
     assert "| windowed | 1 |" in bench.format_table(result)

@@ -125,3 +125,28 @@ def test_benchmark_removes_the_baselines_training_text_from_both_domains() -> No
     fresh = "the quick brown fox typed a sentence nobody has trained on"
     assert bench.unseen([*seen[:5], fresh, seen[7] + " indeed"], "jargon:40") == [fresh]
     assert bench.unseen([*seen[:5], fresh], "") == [*seen[:5], fresh]
+
+
+def test_benchmark_replay_layouts_mix_asr_clips_with_the_text(tmp_path) -> None:
+    """`mixed` = the plain text + as many of the baseline's ASR clips (absolute sources); `replay` = the clips alone."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("textonly_adaptation", REPO / "benchmarks" / "textonly_adaptation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    manifest = tmp_path / "data" / "train.jsonl"
+    manifest.parent.mkdir()
+    manifest.write_text("".join(json.dumps({"key": f"c{i}", "source": f"wav/c{i}.wav", "target": f"clip {i}"}) + "\n" for i in range(5)))
+    replay = bench.replay_records(manifest, 2, seed=0)
+    assert len(replay) == 2 and all(r["source"].startswith(str(tmp_path / "data" / "wav")) for r in replay)
+    assert replay == bench.replay_records(manifest, 2, seed=0), "the draw is seeded"
+    mixed = bench.adaptation_records("mixed", ["one sentence", "another"], "t", replay)
+    assert [("source" in r, "prompt" in r) for r in mixed] == [(False, False), (False, False), (True, False), (True, False)]
+    assert bench.adaptation_records("replay", ["one sentence"], "t", replay) == replay
+    assert all(r["prompt"] == bench.ASR_PROMPT for r in bench.adaptation_records("prompt", ["a", "b"], "t", []))
+    with pytest.raises(SystemExit, match="--replay"):
+        bench.replay_records(None, 2, seed=0)
+    with pytest.raises(SystemExit, match="5 lines, 9 replay clips"):
+        bench.replay_records(manifest, 9, seed=0)

@@ -23,10 +23,11 @@ from torch import Tensor
 from slamkit.config import Config, DecodeConfig
 from slamkit.data.audio import AudioError, audio_duration, load_audio
 from slamkit.data.manifest import Record
-from slamkit.infer.segment import Span, segment_audio
+from slamkit.infer.segment import Span, merge_overlap, segment_audio
 from slamkit.models.speech_llm import SpeechLLM
 
 DEFAULT_WINDOW = 30.0  # seconds, for encoders without a fixed input window
+OVERLAP_WORDS_PER_SECOND = 4.0  # the most words an overlap of one second is taken to hold (speech: ~2.5/s)
 WINDOWED = "windowed"  # decode.segment value: no segmentation, the encoder runs long clips in windows
 
 
@@ -116,11 +117,23 @@ def join_segments(parts: list[tuple[Span, str]]) -> tuple[str, list[dict]]:
     """Segments' ``(span, text)`` in time order -> the joined text and ``[{"start", "end", "text"}]``.
 
     Texts are stripped and joined with single spaces; empty ones add nothing to the text but
-    keep their entry (times rounded to milliseconds).
+    keep their entry (times rounded to milliseconds). When a span starts before the previous one
+    ends (``decode.segment=overlap``), the words its text repeats from the text so far are dropped
+    (:func:`slamkit.infer.segment.merge_overlap`, looking at most at the words the overlap could
+    hold: :data:`OVERLAP_WORDS_PER_SECOND` per second, at least 4); its entry keeps its full text.
     """
     texts = [text.strip() for _, text in parts]
     segments = [{"start": round(span.start, 3), "end": round(span.end, 3), "text": text} for (span, _), text in zip(parts, texts)]
-    return " ".join(t for t in texts if t), segments
+    words: list[str] = []
+    prev_end: float | None = None
+    for (span, _), text in zip(parts, texts):
+        new = text.split()
+        if prev_end is not None and span.start < prev_end and new:
+            shared = prev_end - span.start
+            new = new[merge_overlap(words, new, max(4, math.ceil(OVERLAP_WORDS_PER_SECOND * shared))):]
+        words += new
+        prev_end = span.end if prev_end is None else max(prev_end, span.end)
+    return " ".join(words), segments
 
 
 def segment_span(record: Record) -> Span:

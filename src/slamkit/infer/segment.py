@@ -12,6 +12,9 @@ exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
 - ``fixed``: contiguous windows covering the whole clip; each cut is placed at the quietest
   100 ms (RMS) inside the last ``overlap_seconds`` before the window's end, so words are not cut
   where a pause exists.
+- ``overlap``: fixed windows of ``max_seconds`` that overlap by ``overlap_seconds`` (hop = window -
+  overlap, at most half a window), cut blindly; the words spoken in an overlap are transcribed twice
+  and :func:`slamkit.infer.longform.join_segments` keeps them once (:func:`merge_overlap`).
 
 When silero-vad cannot be imported, ``vad`` falls back to ``fixed`` with a warning, and the
 returned method says so.
@@ -62,8 +65,9 @@ def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, metho
         audio: mono waveform ``[t]`` (float).
         sample_rate: its rate in Hz.
         max_seconds: the longest span allowed (an encoder's input window).
-        method: a name in :data:`SEGMENTERS` (``vad`` or ``fixed``).
-        overlap_seconds: how far before each window's end ``fixed`` searches for a quiet cut.
+        method: a name in :data:`SEGMENTERS` (``vad``, ``fixed`` or ``overlap``).
+        overlap_seconds: how far before each window's end ``fixed`` searches for a quiet cut; with
+            ``overlap``, how much consecutive windows share.
 
     Returns:
         Spans in time order within ``[0, duration]``, each at most ``max_seconds`` long, and
@@ -126,6 +130,42 @@ def _quietest_cut(power: np.ndarray, lo: int, hi: int, sample_rate: int) -> int:
     while last + 1 < len(quiet) and quiet[last + 1]:
         last += 1
     return int(starts[(first + last) // 2]) + width // 2
+
+
+# --------------------------------------------------------------------------------------- overlap
+
+
+def overlap_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+    """Windows of ``max_seconds`` starting every ``max_seconds - overlap_seconds`` (the overlap is
+    capped at half a window); the last window ends at the clip's end."""
+    total = len(audio)
+    limit = int(math.floor(max_seconds * sample_rate))
+    hop = limit - min(int(overlap_seconds * sample_rate), limit // 2)
+    starts = list(range(0, max(total - limit, 0), hop)) + [max(total - limit, 0)]
+    return [Span(a / sample_rate, min(a + limit, total) / sample_rate) for a in starts]
+
+
+def _word_key(word: str) -> str:
+    """A word as the overlap merge compares it: lower case, letters and digits only."""
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def merge_overlap(left: list[str], right: list[str], max_words: int | None = None) -> int:
+    """How many leading words of ``right`` repeat the end of ``left`` (the same stretch of audio
+    transcribed by two overlapping windows).
+
+    Every overlap length ``k`` (up to ``max_words``) is tried: ``left[-k:]`` against ``right[:k]``,
+    position by position, case and punctuation ignored. The ``k`` with the most agreeing words wins
+    (the longer on a tie) if at least half its positions agree; else 0 (nothing is dropped).
+    """
+    a, b = [_word_key(w) for w in left], [_word_key(w) for w in right]
+    most = min(len(a), len(b), max_words if max_words is not None else len(b))
+    best_k, best_hits = 0, 0
+    for k in range(1, most + 1):
+        hits = sum(x == y and x != "" for x, y in zip(a[-k:], b[:k]))
+        if 2 * hits >= k and hits >= best_hits:
+            best_k, best_hits = k, hits
+    return best_k
 
 
 # ------------------------------------------------------------------------------------------- vad
@@ -206,4 +246,4 @@ def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_s
     return merge_spans(speech_spans(audio, sample_rate, max_seconds), max_seconds)
 
 
-SEGMENTERS: dict[str, Segmenter] = {"vad": vad_spans, "fixed": fixed_spans}
+SEGMENTERS: dict[str, Segmenter] = {"vad": vad_spans, "fixed": fixed_spans, "overlap": overlap_spans}

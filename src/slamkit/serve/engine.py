@@ -129,7 +129,13 @@ class Engine:
     async def stream(self, records: list[Record], timeout: float | None = None) -> AsyncIterator[str]:
         """The records' joined text in pieces, token by token where decoding is greedy
         (:mod:`slamkit.serve.streaming`); raises :class:`~slamkit.serve.batcher.QueueFull` or
-        :class:`asyncio.TimeoutError`; stopping early cancels what is not decoded yet."""
+        :class:`asyncio.TimeoutError`; stopping early cancels what is not decoded yet.
+
+        With ``decode.segment=overlap`` a long clip's windows repeat words that only the join
+        removes, so its text comes as one piece once every window is decoded."""
+        if len(records) > 1 and self.cfg.decode.segment == "overlap":
+            yield await self._joined(records, timeout)
+            return
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue = asyncio.Queue()
         for i, rec in enumerate(records):
@@ -147,6 +153,16 @@ class Engine:
         finally:
             for rec in records:
                 self._listeners.pop(rec.key, None)
+
+    async def _joined(self, records: list[Record], timeout: float | None) -> str:
+        """The records' texts decoded (in shared batches) and joined as :func:`join_segments` does."""
+        futures = self.batcher.submit(records)
+        try:
+            texts = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)), timeout)
+        finally:
+            for future in futures:
+                future.cancel()
+        return join_segments([(segment_span(rec), text) for rec, text in zip(records, texts)])[0]
 
     async def transcribe(self, clip: Clip, timeout: float | None = None) -> Transcript:
         """Decode every segment of ``clip`` (batched with other requests' segments) and join them."""
