@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", type=int, default=600, help="long recordings made (default 600), plus as many single clips")
     p.add_argument("--min-seconds", type=float, default=12.0, help="shortest long recording aimed at (default 12)")
     p.add_argument("--max-seconds", type=float, default=29.0, help="longest long recording (default 29: inside Whisper's 30 s window)")
-    p.add_argument("--steps", type=int, default=600, help="fine-tuning steps (batch 4; default 600)")
+    p.add_argument("--steps", type=int, default=400, help="fine-tuning steps (batch 4; default 400)")
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference", type=Path, default=None, help="the run to start from (default the shipped tiny.en reference)")

@@ -14,6 +14,10 @@ on that domain's speech, and leave another domain alone? (docs/text-only.md)
    trained: every sentence of that training text (``--base-text``, rebuilt exactly as ``slamkit
    demo`` builds it) and every sentence sharing a 6-word run with it is removed from both domains
    first, so neither the test speech nor the adaptation text was ever seen by the baseline.
+   ``--target-manifest M`` takes a target domain of real speech instead (e.g. the demo's
+   ``asterisk.jsonl``: telephone-system prompts, never in the baseline's training text): ``--test``
+   of its recordings are the test set and the other transcripts, minus any that share a 6-word run
+   with a test transcript or are part of one, are the adaptation text.
 2. Speech: the test sentences spoken by ``slamkit prepare tts`` (``--engines``, default the demo's
    engine mix) -> ``<out>/speech/{target,control}/tts.jsonl``.
 3. Adaptation: ``slamkit train recipes/textonly_adapt_smollm2.yaml`` from the shipped reference
@@ -26,7 +30,7 @@ on that domain's speech, and leave another domain alone? (docs/text-only.md)
 4. Decoding both test sets with the reference adapter (the frozen-LLM baseline: the adapter as
    shipped) and with each adapted run, the same decoding settings for all, then
    ``slamkit score`` (WER, Whisper normaliser). Prints a markdown table and writes
-   ``<out>/results.json``. Every command run is logged, so each step can be repeated by hand.
+   ``<out>/results.json`` (rows of earlier runs in the same folder, same domains, steps and lr, are kept). Every command run is logged, so each step can be repeated by hand.
 
 Needs the assets whisper-tiny.en, smollm2-135m-instruct-gguf, the two text sources' assets and the
 TTS engines (flite, espeak-ng, piper: ``slamkit assets list``).
@@ -72,6 +76,33 @@ def split_domains(target: Sequence[str], control: Sequence[str], n_test: int, n_
                          f"{len(target_test)} and {len(control_test)} for test ({n_test} asked)")
     return {"target_test": target_test, "control_test": control_test,
             "adapt_valid": pool[:n_valid], "adapt_train": pool[n_valid : n_valid + n_train]}
+
+
+def split_manifest_domain(lines: Sequence[dict[str, Any]], control: Sequence[str], n_test: int, n_train: int, n_valid: int,
+                          seed: int = 0) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """A target domain given as real speech (``--target-manifest``): ``n_test`` of its recordings are
+    the test set, and the transcripts of the others that share no 6-word run with a test transcript
+    (nor are part of one) are the adaptation text (``n_valid`` for validation, up to ``n_train`` for
+    training). Returns the sets (as :func:`split_domains`) and the test recordings' lines."""
+    recs = list(lines)
+    random.Random(f"{seed}:target").shuffle(recs)
+    ctl = list(control)
+    random.Random(f"{seed}:control").shuffle(ctl)
+    test, control_test = recs[:n_test], ctl[:n_test]
+    guard = EvalGuard([r["target"] for r in test] + control_test)
+    seen: set[str] = set()
+    pool = []
+    for r in recs[n_test:]:
+        text = str(r["target"]).strip()
+        if text and text not in seen and not guard.overlaps(text):
+            seen.add(text)
+            pool.append(text)
+    if len(test) < n_test or len(control_test) < n_test or len(pool) <= n_valid:
+        raise ValueError(f"not enough lines: {len(test)} and {len(control_test)} test ({n_test} asked), "
+                         f"{len(pool)} adaptation transcripts ({n_valid} for validation)")
+    sets = {"target_test": [r["target"] for r in test], "control_test": control_test,
+            "adapt_valid": pool[:n_valid], "adapt_train": pool[n_valid : n_valid + n_train]}
+    return sets, test
 
 
 def unseen(sentences: Sequence[str], base_text: str, seed: int = 0) -> list[str]:
@@ -156,6 +187,16 @@ def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, a
     return run
 
 
+def _merged(path: Path, results: dict[str, dict[str, float]], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """``results`` added to those of an earlier run in the same folder with the same domains, steps
+    and learning rate (so runs of other layouts fill one table)."""
+    if not path.is_file():
+        return results
+    old = json.loads(path.read_text())
+    same = (old.get("target"), old.get("control"), old.get("steps"), old.get("lr")) == (args.target, args.control, args.steps, args.lr)
+    return {**old.get("wer_percent", {}), **results} if same else results
+
+
 def _run_name(layout: str) -> str:
     """A run's row name in the table."""
     return "replay only (no text)" if layout == "replay" else f"text-adapted ({layout})"
@@ -194,6 +235,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/textonly_adaptation"), help="work folder (reused on rerun)")
     p.add_argument("--target", default="jargon", help="text source of the target domain (default jargon)")
+    p.add_argument("--target-manifest", type=Path, default=None,
+                   help="a target domain of real speech instead of --target: --test of its recordings are the test set, "
+                   "the other transcripts the adaptation text (e.g. the demo's asterisk.jsonl)")
     p.add_argument("--control", default="wordnet", help="text source of the control domain (default wordnet)")
     p.add_argument("--base-text", default=DEFAULT_MIX, help="the baseline's training text mix, removed from both domains "
                    f"(default the demo's, {DEFAULT_MIX}; '' keeps every sentence)")
@@ -229,9 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reference is None:
         raise SystemExit("no reference adapter found (src/slamkit/reference/demo_asr_tiny_en); pass --reference RUN_DIR")
     out: Path = args.out
-    domains = [unseen(source_sentences(name), args.base_text) for name in (args.target, args.control)]
-    sets = split_domains(*domains, args.test, args.train, args.valid, args.seed)
-    speech = {d: speak(sets[f"{d}_test"], out / "speech" / d, args.engines, args.seed, args.workers) for d in ("target", "control")}
+    control = unseen(source_sentences(args.control), args.base_text)
+    if args.target_manifest:  # real speech of the target domain: its other transcripts are the text
+        lines = [json.loads(x) for x in args.target_manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
+        lines = [{**x, "source": str((args.target_manifest.parent / x["source"]).resolve())} for x in lines]
+        sets, test_lines = split_manifest_domain(lines, control, args.test, args.train, args.valid, args.seed)
+        args.target = args.target_manifest.stem
+        speech = {"target": write_jsonl(test_lines, out / "speech" / "target" / "real.jsonl")}
+    else:
+        sets = split_domains(unseen(source_sentences(args.target), args.base_text), control, args.test, args.train, args.valid, args.seed)
+        speech = {"target": speak(sets["target_test"], out / "speech" / "target", args.engines, args.seed, args.workers)}
+    speech["control"] = speak(sets["control_test"], out / "speech" / "control", args.engines, args.seed, args.workers)
     layouts = {"both": ("plain", "prompt"), "all": LAYOUTS}.get(args.layout) or tuple(args.layout.split(","))
     if unknown := [lay for lay in layouts if lay not in LAYOUTS]:
         raise SystemExit(f"--layout: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}, both, all")
@@ -240,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, run in runs.items():
         tag = name.replace(" ", "_").replace("(", "").replace(")", "")
         results[name] = {d: wer(run, speech[d], out / "hyps" / f"{tag}_{d}_beam{args.beam}.jsonl", args.beam) for d in speech}
-    report = {"target": args.target, "control": args.control, "test_clips": args.test, "adapt_sentences": args.train,
-              "steps": args.steps, "lr": args.lr, "layouts": list(layouts),
+    results = _merged(out / "results.json", results, args)
+    report = {"target": args.target, "control": args.control, "test_clips": args.test,
+              "adapt_sentences": len(sets["adapt_train"]), "steps": args.steps, "lr": args.lr, "layouts": list(layouts),
               "replay": str(args.replay) if args.replay else None, "beam": args.beam, "engines": args.engines, "reference": str(reference),
               "wer_percent": results}
     (out / "results.json").write_text(json.dumps(report, indent=2))

@@ -150,3 +150,26 @@ def test_benchmark_replay_layouts_mix_asr_clips_with_the_text(tmp_path) -> None:
         bench.replay_records(None, 2, seed=0)
     with pytest.raises(SystemExit, match="5 lines, 9 replay clips"):
         bench.replay_records(manifest, 9, seed=0)
+
+
+def test_benchmark_real_speech_target_keeps_test_transcripts_out_of_the_text() -> None:
+    import importlib.util
+
+    from conftest import REPO
+    from slamkit.prepare.text import EvalGuard
+
+    spec = importlib.util.spec_from_file_location("textonly_adaptation", REPO / "benchmarks" / "textonly_adaptation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    prompts = [f"press {i} to record your greeting number {i} now please" for i in range(30)]
+    prompts += ["Activated.", "Goodbye.", "Goodbye."]
+    lines = [{"key": f"p{i}", "source": f"p{i}.wav", "target": t} for i, t in enumerate(prompts)]
+    control = [f"an everyday example sentence number {i}" for i in range(20)]
+    sets, test = bench.split_manifest_domain(lines, control, n_test=10, n_train=100, n_valid=2, seed=0)
+    assert [r["target"] for r in test] == sets["target_test"] and len(test) == 10
+    guard = EvalGuard(sets["target_test"] + sets["control_test"])
+    text = sets["adapt_train"] + sets["adapt_valid"]
+    assert text and not any(guard.overlaps(t) for t in text)
+    assert len(set(text)) == len(text), "a repeated transcript is one adaptation sentence"
+    with pytest.raises(ValueError, match="not enough lines"):
+        bench.split_manifest_domain(lines, control, n_test=40, n_train=100, n_valid=2, seed=0)
