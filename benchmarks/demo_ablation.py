@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows (default all: {', '.join(ROWS)})")
     p.add_argument("--report", action="append", default=[], metavar="ROW=PATH",
                    help="read ROW from an existing demo report.json instead of running it (repeatable)")
-    p.add_argument("extra", nargs="*", help="more `slamkit demo` arguments for every row (e.g. --minutes 30)")
-    a = p.parse_args(argv)
+    a, a.extra = p.parse_known_args(argv)  # anything else goes to every row's `slamkit demo` (e.g. --minutes 30)
     given = dict(item.split("=", 1) for item in a.report)
     names = [n for n in a.rows.split(",") if n]
     if unknown := [n for n in names + list(given) if n not in ROWS]:

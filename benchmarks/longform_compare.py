@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one recording of about 40 s (a smoke test)")
     p.add_argument("--window", type=float, default=None, help="segment window in s for vad/fixed and the token unit of windowed "
                    "(default: the run's decode.max_segment_seconds)")
-    p.add_argument("--overlap", type=float, default=None, help="seconds the `overlap` method's windows share "
-                   "(default: the run's decode.segment_overlap)")
+    p.add_argument("--overlap", type=float, default=None, help="decode.segment_overlap for every method: the seconds the `overlap` "
+                   "method's windows share and the width of `fixed`'s quiet-cut search (default: the run's)")
     p.add_argument("--beam", type=int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="decode.max_new_tokens (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="which clips, in which order, and the pauses")

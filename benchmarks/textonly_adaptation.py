@@ -30,7 +30,7 @@ on that domain's speech, and leave another domain alone? (docs/text-only.md)
 4. Decoding both test sets with the reference adapter (the frozen-LLM baseline: the adapter as
    shipped) and with each adapted run, the same decoding settings for all, then
    ``slamkit score`` (WER, Whisper normaliser). Prints a markdown table and writes
-   ``<out>/results.json`` (rows of earlier runs in the same folder, same domains, steps and lr, are kept). Every command run is logged, so each step can be repeated by hand.
+   ``<out>/results.json`` (rows of earlier runs in the same folder are kept; a folder made with other settings is refused). Every command run is logged, so each step can be repeated by hand.
 
 Needs the assets whisper-tiny.en, smollm2-135m-instruct-gguf, the two text sources' assets and the
 TTS engines (flite, espeak-ng, piper: ``slamkit assets list``).
@@ -147,6 +147,12 @@ def speak(sentences: list[str], folder: Path, engines: str, seed: int, workers: 
     return manifest
 
 
+def _absolute(manifest: Path, source: str) -> str:
+    """A manifest line's source as an absolute path (relative ones resolve against the manifest's folder)."""
+    path = Path(source).expanduser()
+    return str(path if path.is_absolute() else (manifest.parent / path).resolve())
+
+
 def replay_records(manifest: Path | None, n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` ASR lines drawn from ``manifest`` (the baseline's own training data), sources made absolute."""
     if manifest is None:
@@ -156,7 +162,7 @@ def replay_records(manifest: Path | None, n: int, seed: int) -> list[dict[str, A
     if len(lines) < n:
         raise SystemExit(f"{manifest}: {len(lines)} lines, {n} replay clips asked")
     picked = random.Random(f"{seed}:replay").sample(lines, n)
-    return [{**line, "source": str((manifest.parent / line["source"]).resolve())} for line in picked]
+    return [{**line, "source": _absolute(manifest, line["source"])} for line in picked]
 
 
 def adaptation_records(layout: str, sentences: Sequence[str], prefix: str, replay: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -177,7 +183,8 @@ def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, a
     valid = write_jsonl(text_records(sets["adapt_valid"], "valid", ASR_PROMPT if layout == "prompt" else None),
                         out / "text" / f"valid_{layout}.jsonl")
     run = out / "runs" / f"adapted_{layout}"
-    clips = ["data.text_records=mixed", "model.encoder.cache_dtype=float16"] if with_clips else []  # the demo's feature cache
+    # clips: the demo's feature cache, and the projector kept as shipped, so only the LoRA changes in every layout
+    clips = ["data.text_records=mixed", "model.encoder.cache_dtype=float16", "model.projector.trainable=frozen"] if with_clips else []
     if not _finished(run, args.steps):
         slamkit("train", str(RECIPE), f"data.train={train}", f"data.valid={valid}", f"train.init_from={reference}",
                 f"train.output_dir={run}", f"train.max_steps={args.steps}", f"train.lr={args.lr}",
@@ -187,14 +194,24 @@ def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, a
     return run
 
 
-def _merged(path: Path, results: dict[str, dict[str, float]], args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """``results`` added to those of an earlier run in the same folder with the same domains, steps
-    and learning rate (so runs of other layouts fill one table)."""
+SETTINGS = ("target", "control", "test", "steps", "lr", "beam", "engines", "seed", "base_text")  # what one table holds fixed
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every row of one results table shares."""
+    return {key: getattr(args, key) for key in SETTINGS}
+
+
+def _check_folder(path: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The rows of an earlier run in this ``--out`` (its runs and hypotheses are reused); refuses a
+    folder made with other settings, whose reused runs would be mislabelled."""
     if not path.is_file():
-        return results
+        return {}
     old = json.loads(path.read_text())
-    same = (old.get("target"), old.get("control"), old.get("steps"), old.get("lr")) == (args.target, args.control, args.steps, args.lr)
-    return {**old.get("wer_percent", {}), **results} if same else results
+    differ = [key for key, value in _settings(args).items() if old.get("settings", {}).get(key) != value]
+    if differ:
+        raise SystemExit(f"{path}: made with other settings ({', '.join(differ)}); use another --out")
+    return old.get("wer_percent", {})
 
 
 def _run_name(layout: str) -> str:
@@ -273,12 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reference is None:
         raise SystemExit("no reference adapter found (src/slamkit/reference/demo_asr_tiny_en); pass --reference RUN_DIR")
     out: Path = args.out
+    if args.target_manifest:
+        args.target = args.target_manifest.stem
+    earlier = _check_folder(out / "results.json", args)
     control = unseen(source_sentences(args.control), args.base_text)
     if args.target_manifest:  # real speech of the target domain: its other transcripts are the text
         lines = [json.loads(x) for x in args.target_manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
-        lines = [{**x, "source": str((args.target_manifest.parent / x["source"]).resolve())} for x in lines]
+        lines = [{**x, "source": _absolute(args.target_manifest, x["source"])} for x in lines if x.get("source")]
         sets, test_lines = split_manifest_domain(lines, control, args.test, args.train, args.valid, args.seed)
-        args.target = args.target_manifest.stem
         speech = {"target": write_jsonl(test_lines, out / "speech" / "target" / "real.jsonl")}
     else:
         sets = split_domains(unseen(source_sentences(args.target), args.base_text), control, args.test, args.train, args.valid, args.seed)
@@ -292,8 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, run in runs.items():
         tag = name.replace(" ", "_").replace("(", "").replace(")", "")
         results[name] = {d: wer(run, speech[d], out / "hyps" / f"{tag}_{d}_beam{args.beam}.jsonl", args.beam) for d in speech}
-    results = _merged(out / "results.json", results, args)
-    report = {"target": args.target, "control": args.control, "test_clips": args.test,
+    results = {**earlier, **results}
+    report = {"settings": _settings(args), "target": args.target, "control": args.control, "test_clips": args.test,
               "adapt_sentences": len(sets["adapt_train"]), "steps": args.steps, "lr": args.lr, "layouts": list(layouts),
               "replay": str(args.replay) if args.replay else None, "beam": args.beam, "engines": args.engines, "reference": str(reference),
               "wer_percent": results}

@@ -48,5 +48,8 @@ def test_a_missing_row_runs_the_demo_with_its_flags(tmp_path, monkeypatch):
     bench.run_row("no-augment", tmp_path, ["--minutes", "1"])
     assert calls[0][3:] == ["demo", "--out", str(tmp_path / "no-augment"), "--no-whisper", "--no-reference",
                             "--augment", "", "--minutes", "1"]
+    monkeypatch.setattr(bench, "run_row", lambda name, out, extra: calls.append(extra) or (tmp_path / "no-augment" / "report.json"))
+    assert bench.main(["--out", str(tmp_path), "--rows", "no-augment", "--minutes", "1"]) == 0
+    assert calls[-1] == ["--minutes", "1"], "unknown options go to slamkit demo"
     with pytest.raises(SystemExit, match="unknown row"):
         bench.main(["--out", str(tmp_path), "--rows", "bogus"])

@@ -136,9 +136,22 @@ def test_join_keeps_words_of_overlapping_windows_once():
     from slamkit.infer.longform import join_segments
     from slamkit.infer.segment import Span
 
-    text, segments = join_segments([(Span(0.0, 6.0), "one two three four"), (Span(4.5, 10.5), "four five six"),
+    text, segments = join_segments([(Span(0.0, 6.0), "one two three four"), (Span(4.5, 10.5), "Four, five six"),
                                     (Span(9.0, 12.0), "six seven")])
     assert text == "one two three four five six seven"
-    assert [s["text"] for s in segments] == ["one two three four", "four five six", "six seven"]
-    # contiguous segments are joined as they are, even when words repeat
+    assert [s["text"] for s in segments] == ["one two three four", "five six", "seven"], "entries keep only new words"
+    # a window that only repeats what was said adds nothing; an empty one does not move the overlap
+    text, _ = join_segments([(Span(0.0, 6.0), "a b c"), (Span(5.0, 11.0), ""), (Span(10.0, 16.0), "c"),
+                             (Span(15.0, 21.0), "d")])
+    assert text == "a b c c d"  # "c" at 10 s does not overlap the last non-empty window (0-6 s)
+    assert join_segments([(Span(0.0, 6.0), "x y"), (Span(5.0, 11.0), "x y")])[0] == "x y"
+
+
+def test_join_of_contiguous_segments_keeps_their_text_as_it_is():
+    from slamkit.infer.longform import join_segments
+    from slamkit.infer.segment import Span
+
+    # contiguous segments are joined as they are, even when words repeat, line breaks included
     assert join_segments([(Span(0.0, 6.0), "no no"), (Span(6.0, 9.0), "no")])[0] == "no no no"
+    text, segments = join_segments([(Span(0.0, 3.0), " first line\nsecond  line ")])
+    assert text == "first line\nsecond  line" and segments[0]["text"] == text

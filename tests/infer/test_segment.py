@@ -101,21 +101,29 @@ def test_silero_import_keeps_the_thread_count():
 def test_overlap_windows_share_the_overlap_and_cover_the_clip():
     audio = np.zeros(int(SR * 20.5), dtype=np.float32)
     spans, method = segment_audio(audio, SR, 6.0, "overlap", overlap_seconds=1.5)
-    assert method == "overlap"
-    assert [s.start for s in spans[:3]] == [0.0, 4.5, 9.0]
-    assert all(s.end - s.start == pytest.approx(6.0) for s in spans)
-    assert spans[-1].end == pytest.approx(20.5) and spans[-2].end > spans[-1].start
+    assert method == "overlap" and len(spans) == 5  # ceil((20.5 - 1.5) / 4.5) windows
+    assert spans[0].start == 0.0 and spans[-1].end == pytest.approx(20.5)
+    assert all(s.end - s.start == pytest.approx(5.3, abs=1e-3) for s in spans)  # (20.5 + 4 x 1.5) / 5
+    assert all(a.end - b.start == pytest.approx(1.5, abs=1e-3) for a, b in zip(spans, spans[1:]))
+    # just past one window: two short windows sharing 1 s, not two that share 29 s
+    spans, _ = segment_audio(np.zeros(SR * 31, dtype=np.float32), SR, 30.0, "overlap", overlap_seconds=1.0)
+    assert [(s.start, s.end) for s in spans] == [(0.0, 16.0), (15.0, 31.0)]
+    spans, _ = segment_audio(np.zeros(SR * 60, dtype=np.float32), SR, 30.0, "overlap", overlap_seconds=1.0)
+    assert len(spans) == 3 and all(s.end - s.start <= 30.0 for s in spans)
     # the overlap is capped at half a window, so every window still moves on
     wide, _ = segment_audio(audio, SR, 6.0, "overlap", overlap_seconds=5.0)
-    assert [s.start for s in wide[:2]] == [0.0, 3.0]
+    assert all(a.end - b.start <= 3.0 + 1e-3 for a, b in zip(wide, wide[1:])) and wide[-1].end == pytest.approx(20.5)
 
 
 def test_merge_overlap_finds_the_repeated_words():
     left = "the quick brown fox jumps over".split()
     assert segment.merge_overlap(left, "Fox, jumps over the lazy dog".split()) == 3
     assert segment.merge_overlap(left, "a fox jumps over the lazy dog".split()) == 4  # 'brown' heard as 'a'
-    assert segment.merge_overlap(left, "then it ran away".split()) == 0  # nothing lines up
     assert segment.merge_overlap(left, "fax jumps over the lazy dog".split()) == 3  # one word misheard
+    assert segment.merge_overlap(left, "then it ran away".split()) == 0  # nothing lines up
     assert segment.merge_overlap(left, "lazy dog".split()) == 0
     assert segment.merge_overlap(left, "jumps over it".split(), max_words=1) == 0
     assert segment.merge_overlap([], "a b".split()) == 0
+    # as many agreeing as disagreeing words is no evidence: nothing is dropped
+    assert segment.merge_overlap("we took the car".split(), "the driver said".split()) == 0
+    assert segment.merge_overlap(["go", "go"], ["go", "on", "and"]) == 1

@@ -190,7 +190,7 @@ def test_server_overlap_windows_stream_the_joined_text(run_dir, tmp_path):
         clip = Clip(long, 11.0)
         records = engine.plan(clip)
         spans = [(r.extra["segment"]["start"], r.extra["segment"]["end"]) for r in records]
-        assert spans[:2] == [(0.0, 4.0), (3.0, 7.0)] and spans[-1][1] == 11.0
+        assert spans == [(0.0, 3.5), (2.5, 6.0), (5.0, 8.5), (7.5, 11.0)]
 
         async def both():
             transcript = await engine.transcribe(clip, timeout=60)
@@ -198,7 +198,8 @@ def test_server_overlap_windows_stream_the_joined_text(run_dir, tmp_path):
             return transcript, pieces
 
         transcript, pieces = asyncio.run(both())
-        assert len(transcript.segments) == len(spans) and "".join(pieces) == transcript.text
+        assert len(transcript.segments) == len(spans)
+        assert pieces == ([transcript.text] if transcript.text else []), "an overlapped clip streams as one piece"
     finally:
         engine.close()
 

@@ -173,3 +173,22 @@ def test_benchmark_real_speech_target_keeps_test_transcripts_out_of_the_text() -
     assert len(set(text)) == len(text), "a repeated transcript is one adaptation sentence"
     with pytest.raises(ValueError, match="not enough lines"):
         bench.split_manifest_domain(lines, control, n_test=40, n_train=100, n_valid=2, seed=0)
+
+
+def test_benchmark_refuses_a_folder_made_with_other_settings(tmp_path) -> None:
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("textonly_adaptation", REPO / "benchmarks" / "textonly_adaptation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parse_args(["--out", str(tmp_path)])
+    results = tmp_path / "results.json"
+    assert bench._check_folder(results, args) == {}
+    rows = {"reference": {"target": 50.0, "control": 40.0}}
+    results.write_text(json.dumps({"settings": bench._settings(args), "wer_percent": rows}))
+    assert bench._check_folder(results, args) == rows, "same settings: the earlier rows are kept"
+    args.target, args.beam = "asterisk", 1
+    with pytest.raises(SystemExit, match=r"other settings \(target, beam\)"):
+        bench._check_folder(results, args)

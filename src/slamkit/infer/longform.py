@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from torch import Tensor
 
@@ -117,23 +118,30 @@ def join_segments(parts: list[tuple[Span, str]]) -> tuple[str, list[dict]]:
     """Segments' ``(span, text)`` in time order -> the joined text and ``[{"start", "end", "text"}]``.
 
     Texts are stripped and joined with single spaces; empty ones add nothing to the text but
-    keep their entry (times rounded to milliseconds). When a span starts before the previous one
-    ends (``decode.segment=overlap``), the words its text repeats from the text so far are dropped
-    (:func:`slamkit.infer.segment.merge_overlap`, looking at most at the words the overlap could
-    hold: :data:`OVERLAP_WORDS_PER_SECOND` per second, at least 4); its entry keeps its full text.
+    keep their entry (times rounded to milliseconds). When a span starts before the previous
+    non-empty one ends (``decode.segment=overlap``), the words its text repeats from the text so
+    far are dropped (:func:`slamkit.infer.segment.merge_overlap`, looking at most at the words the
+    overlap could hold: :data:`OVERLAP_WORDS_PER_SECOND` per second, at least 4), from the joined
+    text and from its entry. Words are split at white space, so text without spaces (Chinese,
+    Japanese) is never merged.
     """
-    texts = [text.strip() for _, text in parts]
-    segments = [{"start": round(span.start, 3), "end": round(span.end, 3), "text": text} for (span, _), text in zip(parts, texts)]
-    words: list[str] = []
+    kept: list[str] = []  # the texts joined
+    words: list[str] = []  # their words, for the merge
+    segments: list[dict] = []
     prev_end: float | None = None
-    for (span, _), text in zip(parts, texts):
-        new = text.split()
-        if prev_end is not None and span.start < prev_end and new:
-            shared = prev_end - span.start
-            new = new[merge_overlap(words, new, max(4, math.ceil(OVERLAP_WORDS_PER_SECOND * shared))):]
-        words += new
-        prev_end = span.end if prev_end is None else max(prev_end, span.end)
-    return " ".join(words), segments
+    for span, text in parts:
+        text = text.strip()
+        if prev_end is not None and span.start < prev_end and text:
+            most = max(4, math.ceil(OVERLAP_WORDS_PER_SECOND * (prev_end - span.start)))
+            k = merge_overlap(words[-most:], text.split(), most)
+            rest = re.split(r"\s+", text, maxsplit=k) if k else [text]
+            text = rest[k] if len(rest) > k else ""
+        segments.append({"start": round(span.start, 3), "end": round(span.end, 3), "text": text})
+        if text:
+            kept.append(text)
+            words += text.split()
+            prev_end = span.end if prev_end is None else max(prev_end, span.end)
+    return " ".join(kept), segments
 
 
 def segment_span(record: Record) -> Span:

@@ -12,8 +12,8 @@ exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
 - ``fixed``: contiguous windows covering the whole clip; each cut is placed at the quietest
   100 ms (RMS) inside the last ``overlap_seconds`` before the window's end, so words are not cut
   where a pause exists.
-- ``overlap``: fixed windows of ``max_seconds`` that overlap by ``overlap_seconds`` (hop = window -
-  overlap, at most half a window), cut blindly; the words spoken in an overlap are transcribed twice
+- ``overlap``: the fewest equal windows of at most ``max_seconds`` that cover the clip with
+  ``overlap_seconds`` (at most half a window) shared between neighbours, cut blindly; the words spoken in an overlap are transcribed twice
   and :func:`slamkit.infer.longform.join_segments` keeps them once (:func:`merge_overlap`).
 
 When silero-vad cannot be imported, ``vad`` falls back to ``fixed`` with a warning, and the
@@ -136,13 +136,19 @@ def _quietest_cut(power: np.ndarray, lo: int, hi: int, sample_rate: int) -> int:
 
 
 def overlap_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
-    """Windows of ``max_seconds`` starting every ``max_seconds - overlap_seconds`` (the overlap is
-    capped at half a window); the last window ends at the clip's end."""
+    """The fewest windows of at most ``max_seconds`` that cover the clip while consecutive ones share
+    ``overlap_seconds`` (capped at half a window): all of one length, evenly spaced, each overlap
+    exactly the one asked (31 s with a 30 s window and 1 s shared: 0-16 s and 15-31 s)."""
     total = len(audio)
     limit = int(math.floor(max_seconds * sample_rate))
-    hop = limit - min(int(overlap_seconds * sample_rate), limit // 2)
-    starts = list(range(0, max(total - limit, 0), hop)) + [max(total - limit, 0)]
-    return [Span(a / sample_rate, min(a + limit, total) / sample_rate) for a in starts]
+    if total <= limit:
+        return [Span(0.0, total / sample_rate)]
+    shared = min(int(overlap_seconds * sample_rate), limit // 2)
+    count = math.ceil((total - shared) / (limit - shared))
+    length = (total + (count - 1) * shared) / count
+    starts = [round(i * (length - shared)) for i in range(count)]
+    ends = [min(round(a + length), total) for a in starts[:-1]] + [total]
+    return [Span(a / sample_rate, b / sample_rate) for a, b in zip(starts, ends)]
 
 
 def _word_key(word: str) -> str:
@@ -155,16 +161,18 @@ def merge_overlap(left: list[str], right: list[str], max_words: int | None = Non
     transcribed by two overlapping windows).
 
     Every overlap length ``k`` (up to ``max_words``) is tried: ``left[-k:]`` against ``right[:k]``,
-    position by position, case and punctuation ignored. The ``k`` with the most agreeing words wins
-    (the longer on a tie) if at least half its positions agree; else 0 (nothing is dropped).
+    position by position, case and punctuation ignored. Each ``k`` scores its agreeing words minus
+    its disagreeing ones; the best positive score wins (on a tie, the one with more agreeing
+    words, then the shorter); no positive score gives 0 (nothing is dropped).
     """
     a, b = [_word_key(w) for w in left], [_word_key(w) for w in right]
     most = min(len(a), len(b), max_words if max_words is not None else len(b))
-    best_k, best_hits = 0, 0
+    best_k, best = 0, (0, 0)
     for k in range(1, most + 1):
         hits = sum(x == y and x != "" for x, y in zip(a[-k:], b[:k]))
-        if 2 * hits >= k and hits >= best_hits:
-            best_k, best_hits = k, hits
+        score = (2 * hits - k, hits)
+        if score[0] > 0 and score > best:
+            best_k, best = k, score
     return best_k
 
 

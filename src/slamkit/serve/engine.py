@@ -134,7 +134,8 @@ class Engine:
         With ``decode.segment=overlap`` a long clip's windows repeat words that only the join
         removes, so its text comes as one piece once every window is decoded."""
         if len(records) > 1 and self.cfg.decode.segment == "overlap":
-            yield await self._joined(records, timeout)
+            if text := await self._joined(records, timeout):
+                yield text
             return
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue = asyncio.Queue()
