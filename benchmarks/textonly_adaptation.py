@@ -183,8 +183,9 @@ def adapt(out: Path, layout: str, sets: dict[str, list[str]], reference: Path, a
     valid = write_jsonl(text_records(sets["adapt_valid"], "valid", ASR_PROMPT if layout == "prompt" else None),
                         out / "text" / f"valid_{layout}.jsonl")
     run = out / "runs" / f"adapted_{layout}"
-    # clips: the demo's feature cache, and the projector kept as shipped, so only the LoRA changes in every layout
-    clips = ["data.text_records=mixed", "model.encoder.cache_dtype=float16", "model.projector.trainable=frozen"] if with_clips else []
+    # clips: the demo's feature cache. The projector stays trainable, as in the baseline's own training (train.init_from
+    # cannot yet load a checkpoint's projector into a frozen one), so mixed/replay also move it; plain/prompt cannot.
+    clips = ["data.text_records=mixed", "model.encoder.cache_dtype=float16"] if with_clips else []
     if not _finished(run, args.steps):
         slamkit("train", str(RECIPE), f"data.train={train}", f"data.valid={valid}", f"train.init_from={reference}",
                 f"train.output_dir={run}", f"train.max_steps={args.steps}", f"train.lr={args.lr}",
