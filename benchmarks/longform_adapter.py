@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from slamkit.data.manifest import read_manifest
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo_asr_tiny_en.yaml"
 RATE = 16_000
 log = logging.getLogger("longform_adapter")
@@ -42,8 +44,7 @@ log = logging.getLogger("longform_adapter")
 
 def read_lines(manifest: Path) -> list[dict[str, Any]]:
     """A manifest's lines with absolute sources."""
-    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{**line, "source": str((manifest.parent / line["source"]).resolve())} for line in lines]
+    return [record.to_json() for record in read_manifest(manifest)]
 
 
 def group(lines: list[dict[str, Any]], n: int, lo: float, hi: float, seed: int) -> list[list[dict[str, Any]]]:

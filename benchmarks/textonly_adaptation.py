@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from slamkit.data.manifest import read_manifest
 from slamkit.prepare.text import DEFAULT_MIX, EvalGuard, evaluation_texts, mix_sentences, source_sentences, write_text_file
 
 log = logging.getLogger("textonly")
@@ -147,10 +148,9 @@ def speak(sentences: list[str], folder: Path, engines: str, seed: int, workers: 
     return manifest
 
 
-def _absolute(manifest: Path, source: str) -> str:
-    """A manifest line's source as an absolute path (relative ones resolve against the manifest's folder)."""
-    path = Path(source).expanduser()
-    return str(path if path.is_absolute() else (manifest.parent / path).resolve())
+def audio_lines(manifest: Path) -> list[dict[str, Any]]:
+    """A manifest's audio lines as dicts, sources resolved against its folder (text-only lines left out)."""
+    return [r.to_json() for r in read_manifest(manifest, text_records="mixed") if not r.is_text]
 
 
 def replay_records(manifest: Path | None, n: int, seed: int) -> list[dict[str, Any]]:
@@ -158,11 +158,11 @@ def replay_records(manifest: Path | None, n: int, seed: int) -> list[dict[str, A
     if manifest is None:
         raise SystemExit("--layout mixed/replay needs --replay MANIFEST: the baseline's ASR training manifest "
                          "(the demo's: <demo --out>/data/tts-…/train.jsonl)")
-    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = audio_lines(manifest)
     if len(lines) < n:
         raise SystemExit(f"{manifest}: {len(lines)} lines, {n} replay clips asked")
     picked = random.Random(f"{seed}:replay").sample(lines, n)
-    return [{**line, "source": _absolute(manifest, line["source"])} for line in picked]
+    return picked
 
 
 def adaptation_records(layout: str, sentences: Sequence[str], prefix: str, replay: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,8 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     earlier = _check_folder(out / "results.json", args)
     control = unseen(source_sentences(args.control), args.base_text)
     if args.target_manifest:  # real speech of the target domain: its other transcripts are the text
-        lines = [json.loads(x) for x in args.target_manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
-        lines = [{**x, "source": _absolute(args.target_manifest, x["source"])} for x in lines if x.get("source")]
+        lines = audio_lines(args.target_manifest)
         sets, test_lines = split_manifest_domain(lines, control, args.test, args.train, args.valid, args.seed)
         speech = {"target": write_jsonl(test_lines, out / "speech" / "target" / "real.jsonl")}
     else:

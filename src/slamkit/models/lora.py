@@ -75,16 +75,25 @@ def trainable_state_dict(module: nn.Module) -> dict:
 
 
 def load_trainable_state_dict(module: nn.Module, state: dict, source: str) -> None:
-    """Load trainable weights; any missing or unexpected name fails naming ``source``."""
-    expected = {name for name, p in module.named_parameters() if p.requires_grad}
+    """Load trainable weights; any missing or unexpected name fails naming ``source``.
+
+    A name the checkpoint has but that is frozen in ``module`` (e.g. a projector trained there and
+    ``model.projector.trainable=frozen`` here) is named as such: checkpoints hold trainable weights
+    only, so a frozen part would not be saved again and the run could not be decoded.
+    """
+    params = dict(module.named_parameters())
+    expected = {name for name, p in params.items() if p.requires_grad}
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
+        frozen = [name for name in unexpected if name in params]
+        hint = (f"; {len(frozen)} of the unexpected names are frozen in this model (e.g. {frozen[0]}): make that part "
+                "trainable as it was in the checkpoint's run" if frozen else "")
         raise ValueError(
             f"{source}: checkpoint does not match the model's trainable parameters; "
             f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}"
+            + hint
         )
-    params = dict(module.named_parameters())
     for name, value in state.items():
         if params[name].shape != value.shape:
             raise ValueError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
