@@ -64,6 +64,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert report["wer_by_step"] and all("wer" in c for c in report["wer_by_step"])
     md = (tmp_path / "demo" / "report.md").read_text()
     assert "Asterisk prompts" in md and "Whisper's own decoder" in md and "| step | WER |" in md
+    assert f"synthetic held-out ({opts.engines})" in md, "the synthetic column names the run's voices"
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
     assert len((tmp_path / "demo" / "samples.jsonl").read_text().splitlines()) >= 10
     # A second run reuses the synthetic data and the cached encoder features.

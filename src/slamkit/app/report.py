@@ -23,7 +23,7 @@ ASSET_BASELINES = {
     "Whisper base": {"librivox": 0.028, "asterisk": 0.028},
     "pocketsphinx": {"librivox": 0.282, "asterisk": 0.759},
 }
-SET_TITLES = {"synthetic": "synthetic held-out (flite/espeak-ng)", "asterisk": "Asterisk prompts (real, 8 kHz phone)",
+SET_TITLES = {"synthetic": "synthetic held-out (the run's TTS voices)", "asterisk": "Asterisk prompts (real, 8 kHz phone)",
               "librivox": "LibriVox clips (real read speech)"}
 
 
@@ -81,7 +81,10 @@ def _samples(scores: dict[str, dict], n: int = 20) -> list[dict]:
 
 def _markdown(report: dict[str, Any], samples: list[dict], has_plot: bool) -> str:
     sets = list(report["wer"])
-    head = "| system | " + " | ".join(SET_TITLES.get(s, s) for s in sets) + " |\n|---|" + "---|" * len(sets) + "\n"
+    titles = dict(SET_TITLES)
+    if engines := report.get("options", {}).get("engines"):
+        titles["synthetic"] = f"synthetic held-out ({engines})"
+    head = "| system | " + " | ".join(titles.get(s, s) for s in sets) + " |\n|---|" + "---|" * len(sets) + "\n"
     rows = [("this run (trained here)", report["wer"]), ("shipped reference adapter", report["reference_wer"]),
             ("Whisper's own decoder, same encoder", report["whisper_wer"])]
     rows += [(f"{name} (ASSETS.md baseline)", vals) for name, vals in ASSET_BASELINES.items()]
