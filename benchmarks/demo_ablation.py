@@ -49,20 +49,31 @@ def run_row(name: str, out: Path, extra: list[str]) -> Path:
 
 
 def row_result(name: str, report: Path) -> dict[str, Any]:
-    """One table row from a demo report: WER per set, steps reached, data and training seconds."""
+    """One table row from a demo report: WER and errors by kind per set, steps reached, data and training seconds."""
     r = json.loads(report.read_text())
     curve = r.get("wer_by_step") or []
     return {"row": name, "change": ROWS[name][0] if name in ROWS else name, "report": str(report),
             "steps": curve[-1]["step"] if curve else None, "data_s": r.get("timings", {}).get("data"),
-            "train_s": r.get("train_seconds"), "wer": {s: r["wer"].get(s) for s in SETS}}
+            "train_s": r.get("train_seconds"), "wer": {s: r["wer"].get(s) for s in SETS},
+            "errors": {s: _errors((r.get("details") or {}).get("ours", {}).get(s)) for s in SETS}}
+
+
+def _errors(score: dict[str, Any] | None) -> dict[str, int] | None:
+    """Substitutions, deletions and insertions of one set's score (None when the report has no details)."""
+    if not score:
+        return None
+    return {kind: score[kind] for kind in ("substitutions", "deletions", "insertions")}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: one line per row, WER % per set."""
-    lines = ["| row | what changes | steps | synthetic | Asterisk | LibriVox |", "|---|---|---|---|---|---|"]
+    """Markdown: one line per row, WER % per set and the Asterisk errors by kind."""
+    lines = ["| row | what changes | steps | synthetic | Asterisk | LibriVox | Asterisk errors S / D / I |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         wer = [f"{100 * row['wer'][s]:.1f} %" if row["wer"][s] is not None else "–" for s in SETS]
-        lines.append(f"| {row['row']} | {row['change']} | {row['steps'] or '–'} | " + " | ".join(wer) + " |")
+        kinds = (row.get("errors") or {}).get("asterisk")
+        errors = " / ".join(str(kinds[k]) for k in ("substitutions", "deletions", "insertions")) if kinds else "–"
+        lines.append(f"| {row['row']} | {row['change']} | {row['steps'] or '–'} | " + " | ".join(wer) + f" | {errors} |")
     return "\n".join(lines)
 
 

@@ -19,7 +19,8 @@ def _bench():
 def _report(path, wer, steps):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"wer": wer, "wer_by_step": [{"step": 10, "wer": 1.0}, {"step": steps, "wer": 0.5}],
-                                "timings": {"data": 12.0}, "train_seconds": 1800.0}))
+                                "timings": {"data": 12.0}, "train_seconds": 1800.0,
+                                "details": {"ours": {"asterisk": {"substitutions": 7, "deletions": 2, "insertions": 3}}}}))
     return path
 
 
@@ -30,7 +31,7 @@ def test_rows_come_from_reports_without_rerunning(tmp_path, monkeypatch, capsys)
     given = _report(tmp_path / "demo" / "report.json", {"synthetic": 0.568, "asterisk": 0.535, "librivox": 0.465}, 4046)
     assert bench.main(["--out", str(tmp_path / "abl"), "--rows", "all,no-augment", "--report", f"all={given}"]) == 0
     out = capsys.readouterr().out
-    assert "| all | nothing: the demo's defaults | 4046 | 56.8 % | 53.5 % | 46.5 % |" in out
+    assert "| all | nothing: the demo's defaults | 4046 | 56.8 % | 53.5 % | 46.5 % | 7 / 2 / 3 |" in out
     assert "| no-augment |" in out and "60.0 %" in out
     saved = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert [r["row"] for r in saved] == ["all", "no-augment"] and saved[1]["steps"] == 4046
