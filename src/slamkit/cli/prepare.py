@@ -139,11 +139,11 @@ def _add_tones(prep: Subparsers) -> None:
 
 
 def _add_tts(prep: Subparsers) -> None:
-    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng/piper/festival (many voices)")
+    t = prep.add_parser("tts", help="speak the sentences of a text file with flite/espeak-ng/piper/kokoro/festival (many voices)")
     t.add_argument("text_file", metavar="TEXTFILE", help="UTF-8 text, one sentence per line (the transcripts)")
     t.add_argument("--out", required=True, help="output folder: tts.jsonl and wav/")
     t.add_argument("--engines", nargs="+", default=["flite", "espeak-ng"], metavar="ENGINE[:WEIGHT]",
-                   help="TTS engines (flite, espeak-ng, piper, festival), equally likely, or weighted: "
+                   help="TTS engines (flite, espeak-ng, piper, kokoro, festival), equally likely, or weighted: "
                         "piper:0.6,flite:0.2,espeak-ng:0.2 (default: flite espeak-ng)")
     t.add_argument("--limit", type=int, default=None, help="number of utterances (default: one per usable line)")
     t.add_argument("--seed", type=int, default=0, help="random seed for voices, rates, pitches (default 0)")

@@ -1,4 +1,4 @@
-"""Speech synthesis with exact transcripts: flite, espeak-ng, Piper and Festival, many voices, rates and pitches.
+"""Speech synthesis with exact transcripts: flite, espeak-ng, Piper, Kokoro and Festival, many voices, rates and pitches.
 
 Each utterance is one :class:`TTSJob` (a sentence plus a voice drawn from a seeded generator, so
 the same seed gives the same corpus however many workers run it). A job runs the engine, mixes
@@ -14,6 +14,8 @@ writes 16-bit PCM. Engines are registered in :data:`TTS_ENGINES`; each says what
 - piper: one neural voice, joe (US male, :mod:`slamkit.prepare.piper_voice`), in this process (no
   program); rate through ``length_scale``, voice quality ``noise_scale`` and phoneme-duration
   noise ``noise_w_scale``. It cannot change its pitch: pseudo-speakers do that.
+- kokoro: Kokoro-82M with five packaged voices (four female, one male) and mixes of two
+  (:mod:`slamkit.prepare.kokoro_voice`), in this process; rate through its ``speed``.
 - festival: Festival's ``text2wave`` with three Debian voices, slt_hts (HTS), kal_diphone and
   ked_diphone (:mod:`slamkit.prepare.festival_voice`); rate on all, pitch on the diphone voices.
 """
@@ -34,7 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from slamkit.data.audio import resample, to_mono
-from slamkit.prepare import festival_voice, piper_voice
+from slamkit.prepare import festival_voice, kokoro_voice, piper_voice
 from slamkit.prepare.perturb import PseudoSpeaker, perturb
 from slamkit.registry import Registry
 
@@ -189,6 +191,37 @@ class Piper:
         return piper_voice.speak(text, 1.0 / voice.rate, settings["noise_scale"], settings["noise_w_scale"])
 
 
+# Kokoro voices: half the clips one packaged voice, half a mix of two (the first's share drawn
+# from KOKORO_MIX); the rate range is piper's.
+KOKORO_RATE = (0.85, 1.2)
+KOKORO_MIX = (0.25, 0.75)
+
+
+class Kokoro:
+    """Kokoro-82M speaking English with its packaged voices and their mixes (:mod:`slamkit.prepare.kokoro_voice`)."""
+
+    name = "kokoro"
+
+    def missing(self) -> str | None:
+        return kokoro_voice.missing()
+
+    def sample_voice(self, rng: random.Random) -> Voice:
+        rate = rng.uniform(*KOKORO_RATE)
+        if rng.random() < 0.5:
+            return Voice(self.name, rng.choice(kokoro_voice.VOICES), rate=rate, pitch=None)
+        first, second = rng.sample(kokoro_voice.VOICES, 2)
+        return Voice(self.name, f"{first}+{second}", rate=rate, pitch=None, settings=(("mix", rng.uniform(*KOKORO_MIX)),))
+
+    def speak(self, text: str, voice: Voice, tmp_wav: Path, where: str) -> tuple[np.ndarray, int]:
+        names = voice.voice.split("+")
+        share = dict(voice.settings).get("mix", 1.0)
+        mix = ((names[0], share),) + tuple((name, (1.0 - share) / (len(names) - 1)) for name in names[1:])
+        try:
+            return kokoro_voice.speak(text, mix, voice.rate)
+        except ValueError as err:
+            raise TTSError(f"{where}: {err}") from None
+
+
 class Festival(ProgramEngine):
     """Festival's ``text2wave``, voices and settings from :mod:`slamkit.prepare.festival_voice`."""
 
@@ -215,6 +248,7 @@ TTS_ENGINES.register("flite")(Flite())
 TTS_ENGINES.register("espeak-ng")(EspeakNG())
 TTS_ENGINES.register("piper")(Piper())
 TTS_ENGINES.register("festival")(Festival())
+TTS_ENGINES.register("kokoro")(Kokoro())
 
 
 def check_engines(names: Sequence[str]) -> None:
@@ -251,6 +285,7 @@ def telephone_band(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
 def init_worker() -> None:
     """Initializer of a synthesis pool's processes: in-process models use one thread each."""
     piper_voice.use_threads(1)
+    kokoro_voice.use_threads(1)
 
 
 def synthesize(job: TTSJob) -> dict[str, Any]:
