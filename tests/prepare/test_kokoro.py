@@ -32,7 +32,7 @@ def kokoro_ready() -> None:
 
 def test_ipa_becomes_kokoro_symbols() -> None:
     assert kokoro_voice.to_kokoro("həlˈoʊ") == "həlˈO"
-    assert kokoro_voice.to_kokoro("d^ʒˈʌmpt".replace("^", "")) == "ʤˈʌmpt"
+    assert kokoro_voice.to_kokoro("dʒˈʌmpt") == "ʤˈʌmpt"
     assert kokoro_voice.to_kokoro("bɹˈaʊn fˈaɪv bˈɔɪz tʃˈeɪs") == "bɹˈWn fˈIv bˈYz ʧˈAs"
     assert kokoro_voice.to_kokoro("bɝd rˈɛd") == "bɜɹd ɹˈɛd"
     assert kokoro_voice.to_kokoro("e\u0301") == "\u00e9"  # decomposed input is recomposed first
@@ -105,7 +105,7 @@ def test_kokoro_speaks_16k_mono_through_prepare_tts(tmp_path: Path, kokoro_ready
 
 
 def test_whisper_understands_every_packaged_voice(kokoro_ready: None) -> None:
-    """The English phonemes reach the model intact: Whisper tiny.en transcribes each voice."""
+    """Each packaged voice speaks English Whisper tiny.en transcribes (the whole phonemiser → model path works)."""
     faster_whisper = pytest.importorskip("faster_whisper", reason="pip install faster-whisper (the demo extra)")
     from slamkit.data.audio import resample
 
