@@ -28,6 +28,8 @@ from typing import Any
 ROWS: dict[str, tuple[str, list[str]]] = {
     "all": ("nothing: the demo's defaults", []),
     "no-piper": ("voices: flite + espeak-ng only (no neural voice)", ["--engines", "flite:0.6,espeak-ng:0.4"]),
+    "piper-heavy": ("voices: Piper takes 70 % of the clips (flite 0.2, espeak-ng 0.1)",
+                    ["--engines", "piper:0.7,flite:0.2,espeak-ng:0.1"]),
     "festival": ("voices: Festival added (a quarter of the clips)", ["--engines", "piper:0.4,flite:0.2,espeak-ng:0.15,festival:0.25"]),
     "kokoro": ("voices: Kokoro takes half of Piper's share (5 voices and their mixes)",
                ["--engines", "piper:0.25,kokoro:0.25,flite:0.3,espeak-ng:0.2"]),

@@ -1,0 +1,146 @@
+"""The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
+
+    python scripts/reference_data.py data  runs/reference-data [--sets 1]    # ≈ 7 min a set on 2 cores
+    python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl
+
+``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
+before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-speakers, share of
+short phrases, telephone share and augmentation) but with seed S and with sentences the demo did
+not use: the demo's seed-0 shuffle of the text mix is redone and set S takes the S-th block of
+sentences after the ones the demo spoke, so no set repeats another's sentences and no held-out
+(test or validation) sentence of the demo is ever trained on. It then writes ``train.jsonl``: the
+demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
+paths made absolute).
+
+``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo) into a new run
+folder with the sampler's dataset size set to the union's and its position to the start of the
+epoch, so ``slamkit train … train.resume=true`` continues with the same weights, optimizer and
+schedule on the larger data. The commands that follow are in
+``src/slamkit/reference/demo_asr_tiny_en/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+DEMO = Path("runs/demo")
+DEMO_DATA = "data/tts-8000-0-short800-9a138708"  # `slamkit demo` defaults, seed 0
+DEMO_AUGMENTED = "augment-7a16b86e/train.jsonl"
+
+
+def new_sentences(count: int, block: int) -> list[str]:
+    """Block ``block`` (0, 1, …) of ``count`` sentences of the demo's text mix that the seed-0 demo did not speak."""
+    from slamkit.app.demo import DemoOptions, ensure_assets
+    from slamkit.prepare.text import evaluation_texts, mix_sentences
+
+    opts = DemoOptions()
+    assets = ensure_assets(opts)
+    exclude = evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
+    sentences = list(mix_sentences(opts.text, exclude=exclude, seed=opts.seed, install=True).sentences)
+    random.Random(opts.seed).shuffle(sentences)  # the demo's order: held-out first, then training
+    spoken = opts.utterances - round(opts.utterances * opts.short_fraction)
+    fresh = sentences[spoken + block * count:spoken + (block + 1) * count]
+    if len(fresh) < count:
+        raise SystemExit(f"the text mix has {len(sentences) - spoken} unused sentences, {(block + 1) * count} needed")
+    return fresh
+
+
+def make_set(out: Path, seed: int) -> Path:
+    """Speak and augment set ``seed`` (1, 2, …) in ``out`` unless made already; its augmented manifest."""
+    from slamkit.app.demo import DemoOptions
+    from slamkit.prepare import prepare_tts
+    from slamkit.prepare.augment_run import prepare_augment
+    from slamkit.prepare.text import write_text_file
+    from slamkit.prepare.tts import with_short_phrases
+
+    manifest = out / "augment" / "train.jsonl"
+    if manifest.is_file():
+        return manifest
+    opts = DemoOptions()
+    short = round(opts.utterances * opts.short_fraction)
+    lines = with_short_phrases(list(enumerate(new_sentences(opts.utterances - short, seed - 1), start=1)), short, seed)
+    write_text_file([text for _, text in lines], out / "lines.txt")
+    if not (out / "tts.jsonl").is_file():
+        prepare_tts(out / "lines.txt", out, engines=opts.engines, num_utterances=opts.utterances, seed=seed,
+                    telephone_fraction=0.3, pseudo_speakers=opts.pseudo_speakers)
+    prepare_augment(out / "tts.jsonl", out / "augment", spec=opts.augment, seed=seed, name="train", install=True)
+    return manifest
+
+
+def make_data(out: Path, demo: Path, sets: int) -> Path:
+    """Sets 1 … ``sets`` under ``out``; write and return the union ``out/train.jsonl``."""
+    parts = [(demo / DEMO_DATA / DEMO_AUGMENTED, "")]
+    parts += [(make_set(out / f"seed{s}", s), f"s{s}-") for s in range(1, sets + 1)]
+    return write_union(out / "train.jsonl", parts)
+
+
+def write_union(dest: Path, parts: list[tuple[Path, str]]) -> Path:
+    """Concatenate manifests, prefixing each part's keys and making its audio paths absolute."""
+    with dest.open("w") as f:
+        for manifest, prefix in parts:
+            if not manifest.is_file():
+                raise SystemExit(f"{manifest}: not found (run `slamkit demo --out runs/demo` first)")
+            for line in manifest.read_text().splitlines():
+                record = json.loads(line)
+                record["key"] = prefix + record["key"]
+                record["source"] = str((manifest.parent / record["source"]).resolve())
+                f.write(json.dumps(record) + "\n")
+    return dest
+
+
+def start_run(demo_run: Path, run: Path, manifest: Path) -> None:
+    """``run``: the demo run's config, log and last checkpoint, the sampler resized to ``manifest``."""
+    import torch
+
+    from slamkit.train import checkpoint as ckpt
+
+    last = ckpt.intact_checkpoint(demo_run)
+    if last is None:
+        raise SystemExit(f"{demo_run}: no checkpoint")
+    dest = run / "checkpoints" / last.path.name
+    if dest.exists():
+        raise SystemExit(f"{dest} exists already")
+    dest.mkdir(parents=True)
+    for name in ("config.yaml", "metrics.jsonl"):
+        shutil.copy(demo_run / name, run / name)
+    for name in ("model.safetensors", "meta.json"):
+        shutil.copy(last.path / name, dest / name)
+    state = ckpt.load_state(last.path)
+    state["sampler"].update(num_items=sum(1 for _ in manifest.open()), position=0)
+    torch.save(state, dest / "state.pt")
+    meta = json.loads((dest / "meta.json").read_text())
+    data = (dest / "state.pt").read_bytes()
+    meta["files"]["state.pt"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (dest / "meta.json").write_text(json.dumps(meta))
+    print(f"{dest}: sampler {state['sampler']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="speak and augment the second set; write the union manifest")
+    d.add_argument("out", type=Path)
+    d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
+    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the shipped reference)")
+    s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
+    s.add_argument("run", type=Path)
+    s.add_argument("manifest", type=Path)
+    s.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
+    a = p.parse_args(argv)
+    if a.cmd == "data":
+        a.out.mkdir(parents=True, exist_ok=True)
+        if a.sets < 1:
+            p.error("--sets must be at least 1")
+        print(make_data(a.out, a.demo, a.sets))
+    else:
+        start_run(a.demo / "run", a.run, a.manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""scripts/reference_data.py: the reference adapter's extra sets never reuse the demo's sentences, the union
+manifest stands alone, and a run started from the demo's checkpoint resumes on it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import random
+
+import pytest
+import torch
+from conftest import REPO, write_wav
+from safetensors.torch import save_file
+
+from slamkit.train import checkpoint as ckpt
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("reference_data", REPO / "scripts" / "reference_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_new_sentences_are_disjoint_from_the_demo_and_each_other():
+    """Against the demo's own line builder: no sentence the demo speaks, held-out ones included, is reused."""
+    from slamkit.app.demo import DemoOptions, _tts_lines, ensure_assets
+    from slamkit.prepare.text import evaluation_texts, mix_sentences
+
+    script = _script()
+    first, second = script.new_sentences(300, 0), script.new_sentences(300, 1)
+    assert len(first) == len(second) == 300 and not set(first) & set(second)
+    opts = DemoOptions()
+    assets = ensure_assets(opts)
+    exclude = evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
+    sentences = list(mix_sentences(opts.text, exclude=exclude, seed=opts.seed, install=True).sentences)
+    random.Random(opts.seed).shuffle(sentences)
+    short = round(opts.utterances * opts.short_fraction)
+    spoken = set(_tts_lines(sentences, opts, short))
+    assert not spoken & (set(first) | set(second))
+    with pytest.raises(SystemExit, match="unused sentences"):
+        script.new_sentences(10_000, 3)
+
+
+def _manifest(folder, name, keys):
+    (folder / "wav").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for key in keys:
+        write_wav(folder / "wav" / f"{key}.wav", 0.2, 16000)
+        lines.append(json.dumps({"key": key, "source": f"wav/{key}.wav", "target": "hello", "duration": 0.2}))
+    (folder / name).write_text("\n".join(lines) + "\n")
+    return folder / name
+
+
+def test_union_prefixes_keys_and_makes_paths_absolute(tmp_path):
+    script = _script()
+    a = _manifest(tmp_path / "demo", "train.jsonl", ["tts-0", "tts-1"])
+    b = _manifest(tmp_path / "seed1", "train.jsonl", ["tts-0"])
+    union = script.write_union(tmp_path / "out.jsonl", [(a, ""), (b, "s1-")])
+    records = [json.loads(line) for line in union.read_text().splitlines()]
+    assert [r["key"] for r in records] == ["tts-0", "tts-1", "s1-tts-0"]
+    assert records[2]["source"] == str((tmp_path / "seed1" / "wav" / "tts-0.wav").resolve())
+    with pytest.raises(SystemExit, match="missing.jsonl: not found"):
+        script.write_union(tmp_path / "x.jsonl", [(tmp_path / "missing.jsonl", "")])
+
+
+def _demo_run(run):
+    """A run folder whose last checkpoint carries the sampler state a real run writes."""
+    step = run / "checkpoints" / "step_00000040"
+    step.mkdir(parents=True)
+    (run / "config.yaml").write_text("train: {}\n")
+    (run / "metrics.jsonl").write_text('{"step": 40, "loss": 1.0}\n')
+    save_file({"w": torch.zeros(2)}, str(step / "model.safetensors"))
+    torch.save({"step": 40, "sampler": {"epoch": 2, "position": 7, "seed": 42, "num_items": 3, "num_replicas": 1}},
+               step / "state.pt")
+    files = {f: {"size": (step / f).stat().st_size, "sha256": hashlib.sha256((step / f).read_bytes()).hexdigest()}
+             for f in ("model.safetensors", "state.pt")}
+    (step / "meta.json").write_text(json.dumps({"step": 40, "valid_loss": 2.0, "files": files}))
+    return run
+
+
+def test_start_copies_the_checkpoint_with_the_sampler_resized(tmp_path):
+    script = _script()
+    demo = _demo_run(tmp_path / "demo")
+    union = tmp_path / "union.jsonl"
+    union.write_text("{}\n" * 5)
+    script.start_run(demo, tmp_path / "ref", union)
+    copied = tmp_path / "ref" / "checkpoints" / "step_00000040"
+    assert ckpt.check_checkpoint(copied) is None, "the rewritten state must match its meta.json"
+    assert ckpt.load_state(copied)["sampler"] == {"epoch": 2, "position": 0, "seed": 42, "num_items": 5, "num_replicas": 1}
+    assert (tmp_path / "ref" / "config.yaml").read_text() == "train: {}\n"
+    with pytest.raises(SystemExit, match="exists already"):
+        script.start_run(demo, tmp_path / "ref", union)
