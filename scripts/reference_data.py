@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="speak and augment the second set; write the union manifest")
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
-    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the shipped reference)")
+    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the 15 800-clip run in the reference README)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
     s.add_argument("manifest", type=Path)
