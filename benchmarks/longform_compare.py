@@ -7,11 +7,12 @@ speech, the 5 LibriVox clips of ``pocketsphinx-testdata`` and Asterisk prompts o
 (resampled to 16 kHz), shuffled with ``--seed``, with silent pauses of 0.3-1.5 s between them. Each
 recording is one manifest record whose reference is the clips' transcripts joined. The run
 (default: the shipped reference adapter, Whisper tiny.en + SmolLM2-135M + LoRA) decodes the
-manifest three times with `slamkit decode`'s own path (:func:`slamkit.infer.decode.decode_manifest`,
+manifest once per method with `slamkit decode`'s own path (:func:`slamkit.infer.decode.decode_manifest`,
 greedy unless ``--beam``):
 
 - ``vad``: ``decode.segment=vad``, segments of at most ``--window`` s (default: the run's
   ``decode.max_segment_seconds``, else 30), decoded in batches and joined;
+- ``utterance``: ``decode.segment=utterance``, the same VAD spans, each its own segment (never merged);
 - ``fixed``: ``decode.segment=fixed``, contiguous windows of the same length cut at quiet points;
 - ``overlap``: ``decode.segment=overlap``, windows of the same length sharing
   ``decode.segment_overlap`` s (the run's; 1 s by default), the repeated words kept once;
@@ -53,7 +54,7 @@ from slamkit.infer.score import score_file
 from slamkit.models.speech_llm import SpeechLLM
 
 SR = 16_000
-METHODS = ("vad", "fixed", "overlap", "windowed")
+METHODS = ("vad", "utterance", "fixed", "overlap", "windowed")
 FULL_SECONDS = (60.0, 120.0, 180.0)
 QUICK_SECONDS = (40.0,)
 PAUSE_SECONDS = (0.3, 1.5)  # silence between two clips, drawn uniformly

@@ -82,6 +82,15 @@ def test_vad_falls_back_to_fixed_when_silero_is_missing(monkeypatch, caplog):
     assert any("fixed windows instead" in r.getMessage() for r in caplog.records)
 
 
+def test_utterance_keeps_every_vad_span_apart(monkeypatch):
+    """``vad`` merges neighbouring speech spans up to the window; ``utterance`` keeps each one a segment."""
+    found = [Span(0.5, 2.0), Span(3.0, 4.5), Span(5.5, 7.0), Span(12.0, 13.0)]
+    monkeypatch.setattr(segment, "speech_spans", lambda audio, rate, max_seconds: list(found))
+    audio = np.zeros(SR * 14, dtype=np.float32)
+    assert segment_audio(audio, SR, 6.0, "utterance") == (found, "utterance")
+    assert segment_audio(audio, SR, 6.0, "vad") == ([Span(0.5, 4.5), Span(5.5, 7.0), Span(12.0, 13.0)], "vad")
+
+
 def test_vad_on_silence_gives_no_spans():
     pytest.importorskip("silero_vad", reason="pip install silero-vad")
     spans, method = segment_audio(np.zeros(SR * 40, dtype=np.float32), SR, 30.0, "vad")

@@ -9,6 +9,10 @@ exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
   is split by silero itself (``max_speech_duration_s``, at its quietest point), and neighbouring
   spans are merged greedily while the merged span still fits: pauses inside a segment are kept,
   silence between segments is dropped. No speech at all gives no spans.
+- ``utterance``: the same speech spans, not merged: each is its own segment. A model trained on
+  single sentences may read two utterances merged into one segment as one and lose the other; it
+  may also read the sentence fragments silero cuts at short pauses worse (docs/longform.md measures
+  both).
 - ``fixed``: contiguous windows covering the whole clip; each cut is placed at the quietest
   100 ms (RMS) inside the last ``overlap_seconds`` before the window's end, so words are not cut
   where a pause exists.
@@ -16,8 +20,8 @@ exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
   ``overlap_seconds`` (at most half a window) shared between neighbours, cut blindly; the words spoken in an overlap are transcribed twice
   and :func:`slamkit.infer.longform.join_segments` keeps them once (:func:`merge_overlap`).
 
-When silero-vad cannot be imported, ``vad`` falls back to ``fixed`` with a warning, and the
-returned method says so.
+When silero-vad cannot be imported, ``vad`` and ``utterance`` fall back to ``fixed`` with a warning,
+and the returned method says so.
 """
 
 from __future__ import annotations
@@ -254,4 +258,10 @@ def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_s
     return merge_spans(speech_spans(audio, sample_rate, max_seconds), max_seconds)
 
 
-SEGMENTERS: dict[str, Segmenter] = {"vad": vad_spans, "fixed": fixed_spans, "overlap": overlap_spans}
+def utterance_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+    """Speech found by silero-vad, one segment per span (none merged; ``[]``: no speech)."""
+    return speech_spans(audio, sample_rate, max_seconds)
+
+
+SEGMENTERS: dict[str, Segmenter] = {"vad": vad_spans, "utterance": utterance_spans, "fixed": fixed_spans,
+                                    "overlap": overlap_spans}
