@@ -1,6 +1,6 @@
 """The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
 
-    python scripts/reference_data.py data  runs/reference-data [--sets 1]    # ≈ 7 min a set on 2 cores
+    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--joined 4000]   # ≈ 7 min a set on 2 cores
     python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl
 
 ``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
@@ -10,7 +10,9 @@ not use: the demo's seed-0 shuffle of the text mix is redone and set S takes the
 sentences after the ones the demo spoke, so no set repeats another's sentences and no held-out
 (test or validation) sentence of the demo is ever trained on. It then writes ``train.jsonl``: the
 demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
-paths made absolute).
+paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' clean clips with pauses
+(``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way, so the
+adapter learns to write every sentence of a long-form segment that holds several.
 
 ``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo) into a new run
 folder with the sampler's dataset size set to the union's and its position to the start of the
@@ -31,6 +33,7 @@ from pathlib import Path
 DEMO = Path("runs/demo")
 DEMO_DATA = "data/tts-8000-0-short800-9a138708"  # `slamkit demo` defaults, seed 0
 DEMO_AUGMENTED = "augment-7a16b86e/train.jsonl"
+JOINED_SEED = 100  # the joined set's draws (pairs, pauses, augmentation), apart from the sets' seeds 1, 2, …
 
 
 def new_sentences(count: int, block: int) -> list[str]:
@@ -72,15 +75,36 @@ def make_set(out: Path, seed: int) -> Path:
     return manifest
 
 
-def make_data(out: Path, demo: Path, sets: int) -> Path:
-    """Sets 1 … ``sets`` under ``out``; write and return the union ``out/train.jsonl``."""
+def make_joined(out: Path, sets: int, count: int, spec: str | None = None) -> Path:
+    """``count`` clips joining 2–3 clean clips of sets 1 … ``sets`` (made unless made already), augmented by
+    ``spec`` (default: the demo's)."""
+    from slamkit.app.demo import DemoOptions
+    from slamkit.prepare.augment_run import prepare_augment
+    from slamkit.prepare.concat import prepare_concat
+
+    manifest = out / "joined" / "augment" / "train.jsonl"
+    if manifest.is_file():
+        return manifest
+    clean = write_union(out / "joined" / "clean.jsonl", [(out / f"seed{s}" / "tts.jsonl", f"s{s}-") for s in range(1, sets + 1)])
+    if not (out / "joined" / "concat.jsonl").is_file():
+        print(prepare_concat(clean, out / "joined", count=count, seed=JOINED_SEED))
+    prepare_augment(out / "joined" / "concat.jsonl", out / "joined" / "augment", spec=spec or DemoOptions().augment, seed=JOINED_SEED,
+                    name="train", install=True)
+    return manifest
+
+
+def make_data(out: Path, demo: Path, sets: int, joined: int = 0) -> Path:
+    """Sets 1 … ``sets`` and ``joined`` joined clips under ``out``; write and return the union ``out/train.jsonl``."""
     parts = [(demo / DEMO_DATA / DEMO_AUGMENTED, "")]
     parts += [(make_set(out / f"seed{s}", s), f"s{s}-") for s in range(1, sets + 1)]
+    if joined:
+        parts.append((make_joined(out, sets, joined), "j-"))
     return write_union(out / "train.jsonl", parts)
 
 
 def write_union(dest: Path, parts: list[tuple[Path, str]]) -> Path:
     """Concatenate manifests, prefixing each part's keys and making its audio paths absolute."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("w") as f:
         for manifest, prefix in parts:
             if not manifest.is_file():
@@ -127,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
     d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the 15 800-clip run in the reference README)")
+    d.add_argument("--joined", type=int, default=4000, help="clips joining 2-3 of the new sets' clips with pauses (default 4 000; 0: none)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
     s.add_argument("manifest", type=Path)
@@ -136,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
         if a.sets < 1:
             p.error("--sets must be at least 1")
-        print(make_data(a.out, a.demo, a.sets))
+        if a.joined < 0:
+            p.error("--joined must be 0 or more")
+        print(make_data(a.out, a.demo, a.sets, a.joined))
     else:
         start_run(a.demo / "run", a.run, a.manifest)
     return 0

@@ -92,3 +92,23 @@ def test_start_copies_the_checkpoint_with_the_sampler_resized(tmp_path):
     assert (tmp_path / "ref" / "config.yaml").read_text() == "train: {}\n"
     with pytest.raises(SystemExit, match="exists already"):
         script.start_run(demo, tmp_path / "ref", union)
+
+
+def test_joined_clips_come_from_the_new_sets_and_join_the_union(tmp_path):
+    """``--joined``: clean clips of every new set joined 2–3 at a time, augmented, appended with keys ``j-``."""
+    script = _script()
+    demo = tmp_path / "demo"
+    _manifest(demo / script.DEMO_DATA / script.DEMO_AUGMENTED.split("/")[0], "train.jsonl", ["tts-0"])
+    for s in (1, 2):
+        _manifest(tmp_path / "out" / f"seed{s}", "tts.jsonl", [f"tts-{i}" for i in range(4)])
+        (tmp_path / "out" / f"seed{s}" / "augment").mkdir()
+        (tmp_path / "out" / f"seed{s}" / "augment" / "train.jsonl").write_text(
+            (tmp_path / "out" / f"seed{s}" / "tts.jsonl").read_text().replace("wav/", "../wav/"))
+    joined = script.make_joined(tmp_path / "out", 2, 5, spec="speed:0.5")
+    records = [json.loads(line) for line in joined.read_text().splitlines()]
+    assert len(records) == 5 and all(r["key"].endswith("~aug1") for r in records)
+    used = [k for r in records for k in r["concat"]["keys"]]
+    assert {k.split("-")[0] for k in used} == {"s1", "s2"} and all(2 <= len(r["concat"]["keys"]) <= 3 for r in records)
+    union = script.make_data(tmp_path / "out", demo, 2, joined=5)
+    keys = [json.loads(line)["key"] for line in union.read_text().splitlines()]
+    assert keys[0] == "tts-0" and len(keys) == 1 + 8 + 5 and sum(k.startswith("j-cat") for k in keys) == 5

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from slamkit.cli.common import Subparsers
 from slamkit.cli.prepare_augment import add_augment
+from slamkit.cli.prepare_concat import add_concat
 
 
 def _asset_error(corpus: str, exc: Exception) -> int:
@@ -269,7 +270,7 @@ def _add_lrs3(prep: Subparsers) -> None:
 #: The ``prepare`` subcommands, in the order of ``slamkit prepare --help``.
 _PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _add_tones, _add_tts, _add_debian_corpora, _add_caption_corpora, _add_sonicpi, _add_librispeech, _add_covost2, _add_lrs3,
-    add_augment,
+    add_augment, add_concat,
 )
 
 

@@ -156,8 +156,19 @@ def _render_all(records: Sequence[Record], job: RenderJob, workers: int) -> Iter
                        chunksize=max(1, min(16, len(items) // (4 * max(workers, 1)))))
 
 
-def _warn(skip: Skip) -> None:
-    logger.warning("augment: skipping %s [%s]", skip.message, skip.reason)
+def _warn(skip: Skip, label: str = "augment") -> None:
+    logger.warning("%s: skipping %s [%s]", label, skip.message, skip.reason)
+
+
+def scan_input(manifest: Path, workers: int | None, label: str) -> tuple[list[Record], list[Skip]]:
+    """A preparer's input: the manifest's records and skipped lines (each warned about, naming ``file:line``);
+    ``workers`` checked first."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    records, skips = scan_manifest(manifest)
+    for skip in skips:
+        _warn(skip, label)
+    return records, skips
 
 
 def prepare_augment(manifest: str | Path, out_dir: str | Path, spec: str = DEFAULT_SPEC, copies: int = 1,
@@ -186,13 +197,9 @@ def prepare_augment(manifest: str | Path, out_dir: str | Path, spec: str = DEFAU
     """
     if copies < 1:
         raise ValueError(f"--copies must be >= 1, got {copies}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
     start = time.perf_counter()
     manifest, out = Path(manifest), Path(out_dir)
-    records, skips = scan_manifest(manifest)
-    for skip in skips:
-        _warn(skip)
+    records, skips = scan_input(manifest, workers, "augment")
     if not records:
         raise ManifestError(f"{manifest}: no usable line ({len(skips)} skipped)")
     target = out / f"{name or manifest.stem}.jsonl"

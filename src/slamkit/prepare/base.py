@@ -12,8 +12,11 @@ import gzip
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +90,25 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _worker_setup(parent: int, initializer: Callable[[], None] | None) -> None:
+    """Pool worker set-up: a daemon thread ends the worker once ``parent`` (the process that made the pool) is
+    gone, so a killed run leaves no idle workers behind; then ``initializer``, if any."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="slamkit-parent-watch", daemon=True).start()
+    if initializer is not None:
+        initializer()
+
+
 def ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, desc: str, unit: str, chunksize: int = 8,
                 initializer: Callable[[], None] | None = None) -> Iterator[Any]:
     """``fn`` over ``items`` in order, with a progress bar: in this process when ``workers`` is 1, else in a
-    pool of ``workers`` spawned processes (safe after torch/OpenMP are loaded), each set up by ``initializer``."""
+    pool of ``workers`` spawned processes (safe after torch/OpenMP are loaded), each set up by ``initializer``.
+    Workers exit by themselves when this process is killed."""
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=None)
     try:
         if workers <= 1:
@@ -99,7 +117,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, de
                 bar.update()
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=partial(_worker_setup, os.getpid(), initializer)) as pool:
             for result in pool.map(fn, items, chunksize=chunksize):
                 yield result
                 bar.update()
