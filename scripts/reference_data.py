@@ -1,6 +1,6 @@
 """The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
 
-    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--joined 4000]   # ≈ 7 min a set on 2 cores
+    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--joined N]   # ≈ 7 min a set on 2 cores
     python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl
 
 ``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
     d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the 15 800-clip run in the reference README)")
-    d.add_argument("--joined", type=int, default=4000, help="clips joining 2-3 of the new sets' clips with pauses (default 4 000; 0: none)")
+    d.add_argument("--joined", type=int, default=0, help="clips joining 2-3 of the new sets' clips with pauses, added to the union (default 0: none, as in the 15 800-clip run)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
     s.add_argument("manifest", type=Path)
