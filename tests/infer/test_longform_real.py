@@ -10,6 +10,7 @@ Needs the ``asterisk-sounds``, ``pocketsphinx-testdata``, ``whisper-tiny.en`` an
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -18,16 +19,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import REPO
+
 from slamkit.assets import list_assets
 from slamkit.data.audio import load_audio
-from slamkit.data.manifest import Record, read_manifest
+from slamkit.data.manifest import Record
 from slamkit.eval.metrics import word_error
 from slamkit.eval.normalizer import get_normalizer
 from slamkit.infer.segment import segment_audio
 
 SR = 16_000
 NEEDED = ["asterisk-sounds", "pocketsphinx-testdata", "whisper-tiny.en", "smollm2-135m-instruct-gguf"]
-LONG_SECONDS = 185.0  # at least 3 minutes
 # The reference adapter was trained on single synthetic sentences: segments of about one sentence
 # keep it in the conditions it knows (docs/longform.md has the WER for longer windows).
 WINDOW = 6.0
@@ -40,25 +42,20 @@ def _require_assets() -> None:
     pytest.importorskip("silero_vad", reason="pip install silero-vad")
 
 
+def _gap_module():
+    """benchmarks/longform_gap.py, which builds this test's recording (and measures the gap for any run)."""
+    spec = importlib.util.spec_from_file_location("longform_gap", REPO / "benchmarks" / "longform_gap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def real_clips(tmp_path_factory) -> list[Record]:
     """The 5 LibriVox clips, then Asterisk prompts of 1.5-6 s spread over the set, until the
-    joined clip (1 s pauses) reaches :data:`LONG_SECONDS`."""
+    joined clip (1 s pauses) reaches 185 s (benchmarks/longform_gap.py)."""
     _require_assets()
-    from slamkit.prepare import prepare_asterisk, prepare_librivox
-
-    out = tmp_path_factory.mktemp("real")
-    prepare_librivox(out)
-    prepare_asterisk(out)
-    picked = read_manifest(out / "librivox.jsonl")
-    prompts = [r for r in read_manifest(out / "asterisk.jsonl") if 1.5 <= (r.duration or 0.0) <= 6.0]
-    total = sum(r.duration or 0.0 for r in picked) + len(picked) - 1
-    for rec in prompts[:: max(1, len(prompts) // 60)]:
-        if total >= LONG_SECONDS:
-            break
-        picked.append(rec)
-        total += (rec.duration or 0.0) + 1.0
-    return picked
+    return _gap_module().gap_recording(tmp_path_factory.mktemp("real"))
 
 
 def _join(records: list[Record], path: Path) -> np.ndarray:
