@@ -56,9 +56,7 @@ def test_a_joined_clip_is_its_inputs_in_order_with_the_drawn_silences(tmp_path: 
 
 
 def test_inputs_are_used_evenly_and_the_draw_depends_on_the_seed_only(tmp_path: Path) -> None:
-    from slamkit.data.manifest import read_manifest as read
-
-    records = read(_manifest(tmp_path, 6))
+    records = read_manifest(_manifest(tmp_path, 6))
     groups = plan_groups(records, 6, ConcatOptions(join=(2, 2)), seed=1)
     uses = [k for g in groups for k in (r.key for r in g.records)]
     assert sorted(uses) == sorted([f"c{i}" for i in range(6)] * 2)  # two full shuffles, no clip used a third time

@@ -151,8 +151,7 @@ def render_group(group: Group, out_dir: Path, max_seconds: float) -> GroupResult
             waves.append(load_audio(record.source, SAMPLE_RATE, record.offset, record.duration))
         except AudioError as err:
             return GroupResult(skip=Skip(record.where, err.reason, str(err), record.key))
-    silences = [group.lead, *group.pauses, group.tail]
-    seconds = sum(len(w) for w in waves) / SAMPLE_RATE + sum(silences)
+    seconds = sum(len(w) for w in waves) / SAMPLE_RATE + group.lead + sum(group.pauses) + group.tail
     if seconds > max_seconds:
         return GroupResult(too_long=True)
     parts = [np.zeros(round(group.lead * SAMPLE_RATE), dtype=np.float32)]
@@ -211,9 +210,9 @@ def prepare_concat(manifest: str | Path, out_dir: str | Path, count: int | None 
     groups = plan_groups(records, count, options, seed)
     lines, too_long, unusable, seconds = [], 0, 0, 0.0
     bad_keys: set[str | None] = set()
-    for result in ordered_map(partial(render_group, out_dir=out, max_seconds=options.max_seconds), groups,
-                              workers or default_workers(), "concat", "clip",
-                              chunksize=max(1, min(16, len(groups) // (4 * (workers or default_workers()))))):
+    workers = workers or default_workers()
+    for result in ordered_map(partial(render_group, out_dir=out, max_seconds=options.max_seconds), groups, workers,
+                              "concat", "clip", chunksize=max(1, min(16, len(groups) // (4 * workers)))):
         if result.skip is not None:
             unusable += 1
             if result.skip.key not in bad_keys:  # a bad clip drawn into several groups is reported once
