@@ -11,8 +11,8 @@ sentences after the ones the demo spoke, so no set repeats another's sentences a
 (test or validation) sentence of the demo is ever trained on. It then writes ``train.jsonl``: the
 demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
 paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' clean clips with pauses
-(``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way, so the
-adapter learns to write every sentence of a long-form segment that holds several.
+(``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way: training for segments that hold several sentences (measured in
+docs/longform.md: not helpful in a short run, so the shipped runs use none).
 
 ``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo) into a new run
 folder with the sampler's dataset size set to the union's and its position to the start of the

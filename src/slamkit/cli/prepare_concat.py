@@ -27,7 +27,7 @@ def cmd_prepare_concat(args: argparse.Namespace) -> int:
 def add_concat(prep: Subparsers) -> None:
     """Add ``prepare concat``."""
     t = prep.add_parser("concat", help="clips joined 2-3 at a time with pauses and edge silence, targets joined "
-                                       "(teaches a model to write every sentence of a long-form segment)",
+                                       "(training data for long-form segments that hold several; see docs/longform.md for what it measured)",
                         epilog="Run `slamkit prepare augment` on the output for rooms and noise over the pauses too. "
                                "See docs/augmentation.md.")
     t.add_argument("manifest", metavar="MANIFEST", help="input JSONL manifest of speech clips")

@@ -1,10 +1,11 @@
-"""``slamkit prepare concat``: clips joined into longer ones with pauses, so a model learns to write every sentence.
+"""``slamkit prepare concat``: clips joined into longer ones with pauses, for segments that hold several sentences.
 
 A model trained on single utterances learns to write one sentence per input. Long-form decoding
 (docs/longform.md) hands it segments that hold two or three: ``decode.segment=vad`` merges neighbouring
 speech spans up to ``decode.max_segment_seconds``. This writes clips made of ``join`` random input clips
 (a count drawn from ``MIN-MAX``) with a pause of random length between them and random silence before and
-after. The target is the input targets joined by a space.
+after. The target is the input targets joined by a space. Whether this helps is measured in docs/longform.md
+(a short run: lower synthetic validation loss, but more insertions on real single prompts).
 
 A joined clip becomes ``DIR/wav/<xx>/cat<i>.wav`` (16 kHz, 16-bit PCM) and a manifest line::
 
