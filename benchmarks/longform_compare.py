@@ -1,6 +1,7 @@
 """Whisper past 30 s: VAD segments vs fixed windows vs the windowed encoder, WER and speed (docs/longform.md).
 
     python benchmarks/longform_compare.py [--quick] [--out result.json] [--run reference] [--window 6]
+                                          [--methods vad utterance] [--merge-pause 0.6 …]
 
 Builds long recordings (60, 120 and 180 s; ``--quick``: one of about 40 s) by joining real recorded
 speech, the 5 LibriVox clips of ``pocketsphinx-testdata`` and Asterisk prompts of 1.5-8 s
@@ -18,7 +19,11 @@ greedy unless ``--beam``):
   ``decode.segment_overlap`` s (the run's; 1 s by default), the repeated words kept once;
 - ``windowed``: ``decode.segment=windowed``, the recording passed whole; the encoder runs it in
   30 s windows and concatenates their frames, and the LLM writes one transcript
-  (``max_new_tokens`` per ``--window`` s of audio).
+  (``max_new_tokens`` per ``--window`` s of audio);
+- ``vad<=P`` for each ``--merge-pause P``: ``vad`` with ``decode.merge_pause=P``, speech spans joined only
+  across pauses of at most ``P`` s.
+
+``--methods`` picks the rows of the first five (default: all).
 
 Each row gives the corpus WER (``slamkit score``: Whisper's English normaliser), the segments
 decoded, the wall time of decoding (audio loading and VAD included; the model is loaded once,
@@ -102,9 +107,11 @@ def build_recordings(pool: list[Record], targets: tuple[float, ...], folder: Pat
     return rows
 
 
-def method_config(cfg: Config, method: str, window: float | None, beam: int, overlap: float | None = None) -> Config:
-    """``cfg`` with ``decode.segment=method``, the segment window, the beam size and (when given) the overlap set."""
-    dc = dataclasses.replace(cfg.decode, segment=method, beam_size=beam, max_segment_seconds=window,
+def method_config(cfg: Config, method: str, window: float | None, beam: int, overlap: float | None = None,
+                  merge_pause: float | None = None) -> Config:
+    """``cfg`` with ``decode.segment=method``, the segment window, the beam size, ``decode.merge_pause`` and (when
+    given) the overlap set."""
+    dc = dataclasses.replace(cfg.decode, segment=method, beam_size=beam, max_segment_seconds=window, merge_pause=merge_pause,
                              segment_overlap=cfg.decode.segment_overlap if overlap is None else overlap)
     return dataclasses.replace(cfg, decode=dc)
 
@@ -120,7 +127,7 @@ def run_method(cfg: Config, model: SpeechLLM, manifest: Path, out: Path, audio_s
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     score = score_file(out)
     return {
-        "method": cfg.decode.segment, "wer": score["wer"], "ref_words": score["ref_words"], "seconds": round(seconds, 2),
+        "method": cfg.decode.segment + ("" if cfg.decode.merge_pause is None else f"<={cfg.decode.merge_pause:g}"), "wer": score["wer"], "ref_words": score["ref_words"], "seconds": round(seconds, 2),
         "cpu_s": round(cpu, 2), "rtfx": round(audio_seconds / seconds, 2),
         "segments": sum(len(line.get("segments", [])) or 1 for line in lines),
         "hyp_words": sum(len(line["hyp"].split()) for line in lines), "errors": sum("error" in line for line in lines),
@@ -128,7 +135,8 @@ def run_method(cfg: Config, model: SpeechLLM, manifest: Path, out: Path, audio_s
 
 
 def compare(run: str, quick: bool, window: float | None, beam: int, seed: int, work: Path,
-            max_new_tokens: int | None = None, overlap: float | None = None) -> dict:
+            max_new_tokens: int | None = None, overlap: float | None = None, methods: tuple[str, ...] = METHODS,
+            merge_pauses: tuple[float, ...] = ()) -> dict:
     """Build the recordings, load ``run`` once, decode them with each method -> the result dict."""
     from slamkit.serve.engine import resolve_run
 
@@ -141,9 +149,11 @@ def compare(run: str, quick: bool, window: float | None, beam: int, seed: int, w
     window = window if window is not None else cfg.decode.max_segment_seconds
     audio_seconds = sum(r["duration"] for r in rows)
     results = []
-    for method in METHODS:
-        print(f"decoding {len(rows)} recordings ({audio_seconds:.0f} s) with decode.segment={method} …", file=sys.stderr)
-        results.append(run_method(method_config(cfg, method, window, beam, overlap), model, manifest, work / f"{method}.jsonl", audio_seconds))
+    variants = [(method, None) for method in methods] + [("vad", pause) for pause in merge_pauses]
+    for i, (method, pause) in enumerate(variants):
+        print(f"decoding {len(rows)} recordings ({audio_seconds:.0f} s) with decode.segment={method}, merge_pause={pause} …", file=sys.stderr)
+        results.append(run_method(method_config(cfg, method, window, beam, overlap, pause), model, manifest,
+                                  work / f"{i}-{method}.jsonl", audio_seconds))
     return {
         "benchmark": "longform", "run": run, "quick": quick, "recordings": [round(r["duration"], 2) for r in rows],
         "audio_s": round(audio_seconds, 2), "window_s": window,
@@ -170,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the run's decode.max_segment_seconds)")
     p.add_argument("--overlap", type=float, default=None, help="decode.segment_overlap for every method: the seconds the `overlap` "
                    "method's windows share and the width of `fixed`'s quiet-cut search (default: the run's)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="decode.segment methods (default: all)")
+    p.add_argument("--merge-pause", nargs="+", type=float, default=[], metavar="P",
+                   help="also decode with vad and decode.merge_pause=P (seconds), once per value")
     p.add_argument("--beam", type=int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="decode.max_new_tokens (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="which clips, in which order, and the pauses")
@@ -180,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="slamkit-longform-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = compare(args.run, args.quick, args.window, args.beam, args.seed, work, args.max_new_tokens, args.overlap)
+        result = compare(args.run, args.quick, args.window, args.beam, args.seed, work, args.max_new_tokens, args.overlap,
+                         tuple(args.methods), tuple(args.merge_pause))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(format_table(result))

@@ -1,12 +1,13 @@
 """The long-form test's recording decoded one by one and long-form, for any run (docs/longform.md).
 
-    python benchmarks/longform_gap.py RUN [--segments vad utterance] [--out result.json]
+    python benchmarks/longform_gap.py RUN [--segments vad utterance] [--merge-pause 0.6 …] [--out result.json]
 
 ``tests/infer/test_longform_real.py`` requires the shipped reference adapter's long-form WER on its 185 s
 recording (the 5 LibriVox clips, then Asterisk prompts of 1.5–6 s spread over the set, 1 s pauses) to stay
 within 3 points of the same clips decoded one by one. This measures that gap for another run (``RUN``: a run
 folder, or ``reference``) before it is shipped: greedy, segments of at most 6 s, as the test decodes. Prints
 one line per method (WER and errors by kind, Whisper's normaliser) and writes them as JSON to ``--out``.
+``--merge-pause P`` adds a ``vad`` decode with ``decode.merge_pause=P`` (named ``vad<=P``) for each value.
 Needs the ``asterisk-sounds``, ``pocketsphinx-testdata``, ``whisper-tiny.en`` and ``smollm2-135m-instruct-gguf``
 assets (``make reference``) and silero-vad.
 """
@@ -49,8 +50,9 @@ def gap_recording(folder: Path) -> list[Record]:
     return picked
 
 
-def measure(run: Path, segments: list[str], folder: Path) -> dict[str, dict]:
-    """WER one by one and with each ``decode.segment`` method on the joined recording."""
+def measure(run: Path, segments: list[str], folder: Path, merge_pauses: tuple[float, ...] = ()) -> dict[str, dict]:
+    """WER one by one, with each ``decode.segment`` method and with ``vad`` at each ``decode.merge_pause``
+    on the joined recording."""
     from slamkit.infer.decode import decode_manifest, load_run
 
     clips = gap_recording(folder)
@@ -64,11 +66,13 @@ def measure(run: Path, segments: list[str], folder: Path) -> dict[str, dict]:
     decode_manifest(cfg, model, folder / "clips.jsonl", folder / "clips.hyp.jsonl")
     rows = [json.loads(line) for line in (folder / "clips.hyp.jsonl").read_text().splitlines()]
     result = {"one_by_one": word_error([r["hyp"] for r in rows], [r["ref"] for r in rows])}
-    for method in segments:
-        long_cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, max_segment_seconds=WINDOW, segment=method))
-        decode_manifest(long_cfg, model, folder / "long.jsonl", folder / f"long-{method}.hyp.jsonl")
-        (row,) = [json.loads(line) for line in (folder / f"long-{method}.hyp.jsonl").read_text().splitlines()]
-        result[method] = word_error([row["hyp"]], [row["ref"]])
+    variants = [(m, m, None) for m in segments] + [(f"vad<={p:g}", "vad", p) for p in merge_pauses]
+    for i, (name, method, pause) in enumerate(variants):
+        long_cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, max_segment_seconds=WINDOW, segment=method,
+                                                                       merge_pause=pause))
+        decode_manifest(long_cfg, model, folder / "long.jsonl", folder / f"long-{i}.hyp.jsonl")
+        (row,) = [json.loads(line) for line in (folder / f"long-{i}.hyp.jsonl").read_text().splitlines()]
+        result[name] = word_error([row["hyp"]], [row["ref"]])
     return result
 
 
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="run folder, or `reference` for the shipped adapter")
     p.add_argument("--segments", nargs="+", default=["vad", "utterance"], help="decode.segment methods (default vad utterance)")
+    p.add_argument("--merge-pause", nargs="+", type=float, default=[], metavar="P",
+                   help="also decode with vad and decode.merge_pause=P (seconds), once per value")
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     a = p.parse_args(argv)
     if a.run == "reference":
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run = Path(a.run)
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(run, a.segments, Path(tmp))
+        result = measure(run, a.segments, Path(tmp), tuple(a.merge_pause))
     base = result["one_by_one"]["wer"]
     for name, score in result.items():
         gap = "" if name == "one_by_one" else f"  ({100 * (score['wer'] - base):+.1f} points)"

@@ -123,6 +123,8 @@ def test_join_segments():
 def test_segment_window_above_the_encoder_window_is_refused(run_dir, tone_corpus, tmp_path):
     with pytest.raises(ValueError, match="decode.max_segment_seconds=40 exceeds .* window of 30 s"):
         decode(run_dir, tone_corpus["valid"], tmp_path / "o.jsonl", ["decode.max_segment_seconds=40"])
+    with pytest.raises(ValueError, match=r"decode.merge_pause must be >= 0 seconds or null \(got -0.5\)"):
+        decode(run_dir, tone_corpus["valid"], tmp_path / "o.jsonl", ["decode.merge_pause=-0.5"])
 
 
 def test_training_refuses_max_seconds_above_the_encoder_window(tmp_path, tone_corpus):

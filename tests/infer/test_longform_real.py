@@ -120,10 +120,12 @@ def test_three_minutes_decode_like_the_clips_one_by_one(real_clips, tmp_path):
     print(f"\n{len(real_clips)} clips, {len(audio) / SR:.1f} s, {len(segments)} segments: WER one by one {100 * wer_clips:.1f} %, "
           f"long-form {100 * wer_long:.1f} %, {time.perf_counter() - started:.1f} s")
     assert all(s["end"] - s["start"] <= WINDOW for s in segments)
-    # VAD may merge two short prompts into one segment, which an adapter trained on single sentences
-    # reads a little differently: measured 43.5 % one by one vs 46.0 % long-form with the adapter
-    # shipped on 2026-12-06 (the previous one was within 2 points). A lost or cut segment costs far more.
-    assert abs(wer_long - wer_clips) <= 0.03, f"long-form WER {wer_long:.3f} vs one by one {wer_clips:.3f}"
+    # A segment holding two prompts is read as one sentence by an adapter trained on single sentences;
+    # the adapter's decode.merge_pause (0.8 s) keeps prompts separated by these 1 s pauses apart. Measured
+    # with the adapter shipped on 2026-12-06: 43.5 % one by one, 41.3 % long-form (46.0 % when VAD merged
+    # across any pause). A lost or cut segment costs far more than 3 points. Long-form may score better:
+    # a segment can give the model more context than the clip alone.
+    assert wer_long - wer_clips <= 0.03, f"long-form WER {wer_long:.3f} vs one by one {wer_clips:.3f}"
     # The last clip's sentence made it to the end of the long transcript.
     norm = get_normalizer()
     last = norm(real_clips[-1].target).split()

@@ -62,6 +62,26 @@ def test_merge_keeps_pauses_inside_and_drops_silence_between():
     assert merge_spans(spans, 30.0) == [Span(0.0, 21.0)]
 
 
+def test_merge_pause_joins_only_across_short_pauses():
+    """Padded spans (0.2 s each side): a gap of 0.1 s between them is a 0.5 s pause in the speech."""
+    spans = [Span(0.0, 1.0), Span(1.1, 2.0), Span(2.9, 4.0), Span(4.0, 5.0)]  # pauses 0.5, 1.3, 0.4 s
+    assert merge_spans(spans, 6.0, merge_pause=None) == [Span(0.0, 5.0)]
+    assert merge_spans(spans, 6.0, merge_pause=0.5) == [Span(0.0, 2.0), Span(2.9, 5.0)]
+    assert merge_spans(spans, 6.0, merge_pause=0.45) == [Span(0.0, 1.0), Span(1.1, 2.0), Span(2.9, 5.0)]
+    assert merge_spans(spans, 6.0, merge_pause=0.3) == spans  # below twice the padding: nothing joins
+    assert merge_spans(spans, 1.5, merge_pause=2.0) == [Span(0.0, 1.0), Span(1.1, 2.0), Span(2.9, 4.0), Span(4.0, 5.0)]
+
+
+def test_merge_pause_reaches_vad_and_is_checked(monkeypatch):
+    found = [Span(0.5, 2.0), Span(2.1, 3.0), Span(4.0, 5.5)]
+    monkeypatch.setattr(segment, "speech_spans", lambda audio, rate, max_seconds: list(found))
+    audio = np.zeros(SR * 7, dtype=np.float32)
+    assert segment_audio(audio, SR, 6.0, "vad", merge_pause=0.6) == ([Span(0.5, 3.0), Span(4.0, 5.5)], "vad")
+    assert segment_audio(audio, SR, 6.0, "vad") == ([Span(0.5, 5.5)], "vad")
+    with pytest.raises(ValueError, match="merge_pause >= 0"):
+        segment_audio(audio, SR, 6.0, "vad", merge_pause=-1.0)
+
+
 def test_unknown_method_and_bad_input_fail_clearly():
     audio = np.zeros(SR * 5, dtype=np.float32)
     with pytest.raises(ValueError, match="unknown segmentation method 'energy'"):

@@ -215,15 +215,17 @@ def test_longform_compare_quick_gives_a_row_per_method(run_dir, tmp_path):
     spec = importlib.util.spec_from_file_location("longform_compare", REPO / "benchmarks" / "longform_compare.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = bench.compare(str(run_dir), quick=True, window=3.0, beam=1, seed=0, work=tmp_path / "work", max_new_tokens=3)
+    result = bench.compare(str(run_dir), quick=True, window=3.0, beam=1, seed=0, work=tmp_path / "work", max_new_tokens=3,
+                           merge_pauses=(0.6,))
     assert len(result["recordings"]) == 1 and 30.0 < result["audio_s"] < 60.0
     rows = {row["method"]: row for row in result["rows"]}
-    assert list(rows) == ["vad", "utterance", "fixed", "overlap", "windowed"]
+    assert list(rows) == ["vad", "utterance", "fixed", "overlap", "windowed", "vad<=0.6"]
     for row in rows.values():
         assert {"wer", "rtfx", "seconds", "cpu_s", "segments", "ref_words", "errors"} <= set(row)
         assert row["errors"] == 0 and row["wer"] >= 0.0 and row["rtfx"] > 0 and row["ref_words"] > 50
     assert rows["windowed"]["segments"] == 1, "windowed decodes the recording whole"
     assert rows["utterance"]["segments"] >= rows["vad"]["segments"], "utterance never merges VAD spans"
+    assert rows["vad"]["segments"] <= rows["vad<=0.6"]["segments"] <= rows["utterance"]["segments"]
     assert rows["vad"]["segments"] > 10 and rows["fixed"]["segments"] >= math.ceil(result["audio_s"] / 3.0)
     assert abs(rows["overlap"]["segments"] - math.ceil((result["audio_s"] - 1.0) / 2.0)) <= 1  # 3 s windows sharing 1 s
     assert "| windowed | 1 |" in bench.format_table(result)

@@ -105,7 +105,8 @@ def _line_number(item: Record | Skip) -> int:
 def _plan(cfg: Config, model: SpeechLLM, records: list[Record], dist: Dist) -> list[list[Record]]:
     """Each record's segments (:func:`plan_segments`); ranks plan a share each and exchange them."""
     window, dc = prepare_long_form(cfg, model), cfg.decode
-    mine = {i: plan_segments(records[i], model.encoder.sample_rate, window, dc.segment, dc.segment_overlap)
+    mine = {i: plan_segments(records[i], model.encoder.sample_rate, window, dc.segment, dc.segment_overlap,
+                             dc.merge_pause)
             for i in range(dist.rank, len(records), dist.world)}
     merged: dict[int, list[Record]] = {}
     for part in dist.gather(mine):

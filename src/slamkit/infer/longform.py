@@ -56,6 +56,8 @@ def prepare_long_form(cfg: Config, model: SpeechLLM) -> float:
     loader is built: the encoder's length rule depends on the mode.
     """
     window = segment_window(cfg, model)  # checks decode.max_segment_seconds in every mode
+    if cfg.decode.merge_pause is not None and not cfg.decode.merge_pause >= 0:
+        raise ValueError(f"decode.merge_pause must be >= 0 seconds or null (got {cfg.decode.merge_pause})")
     windowed = cfg.decode.segment == WINDOWED
     switch = getattr(model.encoder, "set_windowed", None)
     if switch is not None:
@@ -91,7 +93,8 @@ def _duration(record: Record) -> float | None:
         return None  # decoding reports it on the record's line
 
 
-def plan_segments(record: Record, sample_rate: int, window: float, method: str, overlap: float) -> list[Record]:
+def plan_segments(record: Record, sample_rate: int, window: float, method: str, overlap: float,
+                  merge_pause: float | None = None) -> list[Record]:
     """``[record]`` when it fits ``window`` seconds (or cannot be read: decoding then reports the
     error); else one crop sub-record per segment of its audio, ``[]`` when it holds no speech.
 
@@ -107,7 +110,7 @@ def plan_segments(record: Record, sample_rate: int, window: float, method: str, 
         audio = load_audio(record.source, sample_rate, record.offset, record.duration)
     except AudioError:
         return [record]
-    spans, _ = segment_audio(audio, sample_rate, window, method, overlap)
+    spans, _ = segment_audio(audio, sample_rate, window, method, overlap, merge_pause)
     return [dataclasses.replace(record, key=f"{record.key}@{i}", target="", offset=record.offset + span.start,
                                 duration=span.end - span.start,
                                 extra={**record.extra, "segment": {"start": span.start, "end": span.end}})

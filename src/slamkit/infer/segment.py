@@ -58,11 +58,11 @@ class SegmenterUnavailable(RuntimeError):
     """A segmentation method's backend is not installed (the caller falls back to ``fixed``)."""
 
 
-Segmenter = Callable[[np.ndarray, int, float, float], list[Span]]
+Segmenter = Callable[[np.ndarray, int, float, float, "float | None"], list[Span]]
 
 
 def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, method: str = "vad",
-                  overlap_seconds: float = 1.0) -> tuple[list[Span], str]:
+                  overlap_seconds: float = 1.0, merge_pause: float | None = None) -> tuple[list[Span], str]:
     """Spans of at most max_seconds covering the clip's speech; returns (spans, method actually used).
 
     Args:
@@ -72,6 +72,8 @@ def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, metho
         method: a name in :data:`SEGMENTERS` (``vad``, ``fixed`` or ``overlap``).
         overlap_seconds: how far before each window's end ``fixed`` searches for a quiet cut; with
             ``overlap``, how much consecutive windows share.
+        merge_pause: with ``vad``, the longest pause (seconds) across which two speech spans may join one
+            segment; ``None``: any pause, as long as the segment fits ``max_seconds``.
 
     Returns:
         Spans in time order within ``[0, duration]``, each at most ``max_seconds`` long, and
@@ -81,25 +83,26 @@ def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, metho
     audio = np.asarray(audio)
     if audio.ndim != 1:
         raise ValueError(f"segment_audio expects a mono waveform [t], got shape {audio.shape}")
-    if sample_rate <= 0 or not max_seconds > 0 or overlap_seconds < 0:
-        raise ValueError(f"need sample_rate > 0, max_seconds > 0 and overlap_seconds >= 0 "
-                         f"(got {sample_rate}, {max_seconds}, {overlap_seconds})")
+    if sample_rate <= 0 or not max_seconds > 0 or overlap_seconds < 0 or (merge_pause is not None and merge_pause < 0):
+        raise ValueError(f"need sample_rate > 0, max_seconds > 0, overlap_seconds >= 0 and merge_pause >= 0 or None "
+                         f"(got {sample_rate}, {max_seconds}, {overlap_seconds}, {merge_pause})")
     if method not in SEGMENTERS:
         raise ValueError(f"unknown segmentation method {method!r}; choose one of {sorted(SEGMENTERS)}")
     duration = len(audio) / sample_rate
     if duration <= max_seconds:
         return [Span(0.0, duration)], "whole"
     try:
-        return SEGMENTERS[method](audio, sample_rate, max_seconds, overlap_seconds), method
+        return SEGMENTERS[method](audio, sample_rate, max_seconds, overlap_seconds, merge_pause), method
     except SegmenterUnavailable as exc:
         log.warning("%s; segmenting with fixed windows instead", exc)
-        return fixed_spans(audio, sample_rate, max_seconds, overlap_seconds), "fixed"
+        return fixed_spans(audio, sample_rate, max_seconds, overlap_seconds, None), "fixed"
 
 
 # ----------------------------------------------------------------------------------------- fixed
 
 
-def fixed_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+def fixed_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float,
+                merge_pause: float | None = None) -> list[Span]:
     """Contiguous spans of at most ``max_seconds`` covering the clip, cut at quiet points."""
     total = len(audio)
     limit = int(math.floor(max_seconds * sample_rate))
@@ -139,7 +142,8 @@ def _quietest_cut(power: np.ndarray, lo: int, hi: int, sample_rate: int) -> int:
 # --------------------------------------------------------------------------------------- overlap
 
 
-def overlap_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+def overlap_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float,
+                  merge_pause: float | None = None) -> list[Span]:
     """The fewest windows of at most ``max_seconds`` that cover the clip while consecutive ones share
     ``overlap_seconds`` (capped at half a window): all of one length, evenly spaced, each overlap
     exactly the one asked (31 s with a 30 s window and 1 s shared: 0-16 s and 15-31 s)."""
@@ -238,27 +242,38 @@ def _split_long(span: Span, max_seconds: float) -> list[Span]:
     return [Span(span.start + i * step, span.end if i == n - 1 else span.start + (i + 1) * step) for i in range(n)]
 
 
-def merge_spans(spans: list[Span], max_seconds: float) -> list[Span]:
+def merge_spans(spans: list[Span], max_seconds: float, merge_pause: float | None = None) -> list[Span]:
     """Merge time-ordered spans greedily into segments no longer than ``max_seconds``.
 
     A segment runs from its first span's start to its last span's end (pauses inside are kept);
-    the silence between segments is dropped.
+    the silence between segments is dropped. With ``merge_pause``, a span joins the segment before it
+    only when the pause between them is at most that many seconds. The pause is measured between the
+    speech itself: the gap between the padded spans plus both paddings (:data:`SPEECH_PAD_SECONDS`).
     """
     merged: list[Span] = []
     for span in spans:
-        if merged and span.end - merged[-1].start <= max_seconds:
+        if merged and _joins(merged[-1], span, max_seconds, merge_pause):
             merged[-1] = Span(merged[-1].start, span.end)
         else:
             merged.append(span)
     return merged
 
 
-def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
-    """Speech found by silero-vad, merged into segments of at most ``max_seconds`` (``[]``: no speech)."""
-    return merge_spans(speech_spans(audio, sample_rate, max_seconds), max_seconds)
+def _joins(segment: Span, span: Span, max_seconds: float, merge_pause: float | None) -> bool:
+    """Whether ``span`` may extend ``segment``: the result fits, and the pause between them is short enough."""
+    pause = span.start - segment.end + 2 * SPEECH_PAD_SECONDS
+    return span.end - segment.start <= max_seconds and (merge_pause is None or pause <= merge_pause + 1e-9)
 
 
-def utterance_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float) -> list[Span]:
+def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float,
+              merge_pause: float | None = None) -> list[Span]:
+    """Speech found by silero-vad, merged into segments of at most ``max_seconds`` across pauses of at
+    most ``merge_pause`` seconds (``None``: any pause; ``[]``: no speech)."""
+    return merge_spans(speech_spans(audio, sample_rate, max_seconds), max_seconds, merge_pause)
+
+
+def utterance_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float,
+                    merge_pause: float | None = None) -> list[Span]:
     """Speech found by silero-vad, one segment per span (none merged; ``[]``: no speech)."""
     return speech_spans(audio, sample_rate, max_seconds)
 

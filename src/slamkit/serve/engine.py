@@ -106,7 +106,7 @@ class Engine:
         dc = self.cfg.decode
         record = Record(key=uuid.uuid4().hex, source=str(clip.path), target="", prompt=clip.prompt, task=clip.task,
                         duration=clip.duration, extra=dict(clip.extra))
-        return plan_segments(record, self.sample_rate, self.window, dc.segment, dc.segment_overlap)
+        return plan_segments(record, self.sample_rate, self.window, dc.segment, dc.segment_overlap, dc.merge_pause)
 
     async def segments(self, clip: Clip, records: list[Record], timeout: float | None = None) -> AsyncIterator[tuple[Span, str]]:
         """Each segment's ``(span, text)`` in order, as soon as it and those before it are decoded.
