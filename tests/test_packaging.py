@@ -147,3 +147,14 @@ def test_installed_wheel_finds_recipes(wheel, tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "demo" in proc.stdout
+
+
+def test_no_build_artefacts_or_large_files_are_tracked():
+    """Only the shipped reference weights (11 MB) may be large; wheels and archives are never committed."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.fail("this test reads `git ls-files`: run it in a git checkout")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    artefacts = [f for f in files if f.endswith((".whl", ".tar.gz", ".zip", ".deb", ".egg"))]
+    assert not artefacts, f"build artefacts tracked by git: {artefacts}"
+    large = [f for f in files if f and (REPO / f).is_file() and (REPO / f).stat().st_size > 12 * 2**20]
+    assert not large, f"files over 12 MiB tracked by git: {large}"
