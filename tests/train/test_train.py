@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -249,7 +250,7 @@ def test_a_nonfinite_step_updates_nothing_and_the_run_goes_on(tmp_path, tone_cor
     run = tmp_path / "run"
     result = train(tiny_config(run, tone_corpus, "train.max_steps=6", "train.log_every=1", "train.valid_every=0", "train.save_every=2",
                                "train.keep_last=10"))
-    assert result.step == 6 and result.last_loss == result.last_loss
+    assert result.step == 6 and result.last_loss is not None and math.isfinite(result.last_loss)
     rows = {r["step"]: r for r in read_metrics(run) if "nonfinite" in r}
     assert [rows[s]["nonfinite"] for s in range(1, 7)] == [0, 0, 1, 1, 0, 0] and rows[6]["nonfinite_steps"] == 2
     at = {c.step: load_file(str(c.path / "model.safetensors")) for c in ckpt.list_checkpoints(run)}
@@ -268,4 +269,6 @@ def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint
     assert ckpt.latest_checkpoint(run).step == 4
     monkeypatch.undo()
     resumed = train(tiny_config(run, tone_corpus, "train.max_steps=8", "train.valid_every=0", "train.save_every=2", "train.resume=true"))
-    assert resumed.step == 8 and resumed.last_loss == resumed.last_loss
+    assert resumed.step == 8 and resumed.last_loss is not None and math.isfinite(resumed.last_loss)
+    again = train(tiny_config(run, tone_corpus, "train.max_steps=8", "train.valid_every=0", "train.resume=true"))
+    assert again.step == 8 and again.last_loss is None, "a finished run resumed trains no step and has no last loss"

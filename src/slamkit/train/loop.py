@@ -45,7 +45,7 @@ class TrainResult:
 
     run_dir: Path
     step: int
-    last_loss: float
+    last_loss: float | None  # the last step's loss; None when this call trained no step (a finished run resumed)
     valid_loss: float | None
     skipped: int  # items left out (unusable lines and audio, empty targets, out-of-range durations)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
@@ -229,7 +229,8 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     pace = (started, run.step)  # where the progress bar measures the pace from (restarted after pre-alignment)
     bar = tqdm(total=tc.max_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
                disable=not run.dist.is_main)
-    last_loss, window = float("nan"), run.window
+    last_loss: float | None = None
+    window = run.window
     try:
         while run.step < tc.max_steps:
             step_objective = run.objective_at(run.step)
