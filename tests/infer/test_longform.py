@@ -87,6 +87,32 @@ def test_long_clip_is_segmented_decoded_and_joined(run_dir, tone_corpus, long_cl
     assert [lines[0], lines[2]] == plain.read_text().splitlines()
 
 
+def test_merge_pause_reaches_the_decoder_and_the_server(run_dir, tmp_path, monkeypatch):
+    """``decode.merge_pause`` from the config decides which speech spans share a segment, in decode and serve."""
+    from slamkit.infer import segment
+    from slamkit.serve.engine import Clip, Engine
+
+    found = [Span(0.2, 1.0), Span(1.1, 2.0), Span(2.9, 3.8)]  # pauses of 0.5 and 1.3 s between the speech
+    monkeypatch.setattr(segment, "speech_spans", lambda audio, rate, max_seconds: list(found))
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), np.zeros(SR * 5, dtype=np.float32), SR)
+    manifest = _write_manifest(tmp_path / "m.jsonl", [{"key": "c", "source": str(clip), "target": ""}])
+    spans = {}
+    for pause in ("null", "0.8"):
+        out = tmp_path / f"out-{pause}.jsonl"
+        decode(run_dir, manifest, out, ["decode.segment=vad", "decode.max_segment_seconds=4", f"decode.merge_pause={pause}",
+                                        "decode.max_new_tokens=2"])
+        (line,) = _read(out)
+        spans[pause] = [(s["start"], s["end"]) for s in line["segments"]]
+    assert spans == {"null": [(0.2, 3.8)], "0.8": [(0.2, 2.0), (2.9, 3.8)]}
+    engine = Engine(str(run_dir), ["decode.segment=vad", "decode.max_segment_seconds=4", "decode.merge_pause=0.8"])
+    try:
+        records = engine.plan(Clip(clip, 5.0))
+    finally:
+        engine.close()
+    assert [(r.offset, r.offset + r.duration) for r in records] == [(0.2, 2.0), (2.9, 3.8)]
+
+
 def test_long_silence_gives_an_empty_line(run_dir, tmp_path):
     pytest.importorskip("silero_vad", reason="pip install silero-vad")
     silent = tmp_path / "silent.wav"

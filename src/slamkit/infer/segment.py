@@ -7,8 +7,9 @@ exactly as before. Longer clips are split by a method of :data:`SEGMENTERS`:
 - ``vad``: silero-vad (the PyPI package's bundled model, loaded once, no download) finds speech at
   16 kHz; each speech span is padded by :data:`SPEECH_PAD_SECONDS`, a span longer than the window
   is split by silero itself (``max_speech_duration_s``, at its quietest point), and neighbouring
-  spans are merged greedily while the merged span still fits: pauses inside a segment are kept,
-  silence between segments is dropped. No speech at all gives no spans.
+  spans are merged greedily while the merged span still fits (and, with ``merge_pause``, only across
+  pauses of at most that many seconds): pauses inside a segment are kept, silence between segments
+  is dropped. No speech at all gives no spans.
 - ``utterance``: the same speech spans, not merged: each is its own segment. A model trained on
   single sentences may read two utterances merged into one segment as one and lose the other; it
   may also read the sentence fragments silero cuts at short pauses worse (docs/longform.md measures
@@ -58,7 +59,7 @@ class SegmenterUnavailable(RuntimeError):
     """A segmentation method's backend is not installed (the caller falls back to ``fixed``)."""
 
 
-Segmenter = Callable[[np.ndarray, int, float, float, "float | None"], list[Span]]
+Segmenter = Callable[[np.ndarray, int, float, float, float | None], list[Span]]
 
 
 def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, method: str = "vad",
@@ -83,7 +84,7 @@ def segment_audio(audio: np.ndarray, sample_rate: int, max_seconds: float, metho
     audio = np.asarray(audio)
     if audio.ndim != 1:
         raise ValueError(f"segment_audio expects a mono waveform [t], got shape {audio.shape}")
-    if sample_rate <= 0 or not max_seconds > 0 or overlap_seconds < 0 or (merge_pause is not None and merge_pause < 0):
+    if sample_rate <= 0 or not max_seconds > 0 or overlap_seconds < 0 or (merge_pause is not None and not merge_pause >= 0):
         raise ValueError(f"need sample_rate > 0, max_seconds > 0, overlap_seconds >= 0 and merge_pause >= 0 or None "
                          f"(got {sample_rate}, {max_seconds}, {overlap_seconds}, {merge_pause})")
     if method not in SEGMENTERS:
@@ -262,7 +263,7 @@ def merge_spans(spans: list[Span], max_seconds: float, merge_pause: float | None
 def _joins(segment: Span, span: Span, max_seconds: float, merge_pause: float | None) -> bool:
     """Whether ``span`` may extend ``segment``: the result fits, and the pause between them is short enough."""
     pause = span.start - segment.end + 2 * SPEECH_PAD_SECONDS
-    return span.end - segment.start <= max_seconds and (merge_pause is None or pause <= merge_pause + 1e-9)
+    return span.end - segment.start <= max_seconds and (merge_pause is None or pause <= merge_pause + 1.0 / VAD_RATE)
 
 
 def vad_spans(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float,
