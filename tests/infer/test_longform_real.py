@@ -123,7 +123,7 @@ def test_three_minutes_decode_like_the_clips_one_by_one(real_clips, tmp_path):
     assert all(s["end"] - s["start"] <= WINDOW for s in segments)
     # A segment holding two prompts is read as one sentence by an adapter trained on single sentences;
     # the adapter's decode.merge_pause (0.8 s) keeps prompts separated by these 1 s pauses apart. Measured
-    # with the adapter shipped on 2026-12-06: 43.5 % one by one, 41.3 % long-form (46.0 % when VAD merged
+    # with the adapter shipped on 2026-12-07: 37.2 % one by one, 36.6 % long-form (44.4 % when VAD joins
     # across any pause). A lost or cut segment costs far more than 3 points. Long-form may score better:
     # a segment can give the model more context than the clip alone.
     assert wer_long - wer_clips <= 0.03, f"long-form WER {wer_long:.3f} vs one by one {wer_clips:.3f}"
