@@ -1,12 +1,14 @@
 """Copy one checkpoint of a training run into the package as a shipped reference adapter.
 
-    python scripts/ship_reference.py RUN_DIR --step N [--name demo_asr_tiny_en] [key=value …]
+    python scripts/ship_reference.py RUN_DIR --step N [--checkpoint DIR] [--name demo_asr_tiny_en] [key=value …]
 
 Writes ``src/slamkit/reference/NAME/``: ``config.yaml`` (the run's config, machine paths replaced
 by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings), the checkpoint's
 ``model.safetensors`` stored in float16 (the trainable weights only: projector + LoRA) with its
 ``meta.json``, and the run's ``metrics.jsonl`` up to that step. ``slamkit demo`` finds it through
-``slamkit.app.demo.reference_run_dir``; the folder's README (written by hand) says how it was trained.
+``slamkit.app.demo.reference_run_dir``. ``--checkpoint DIR`` ships that checkpoint directory instead of
+the run's step N (e.g. ``slamkit average RUN --last 6``'s output; N is then its newest step, which
+bounds the log); the folder's README (written by hand) says how it was trained.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ def write_meta(src: Path, dest: Path) -> None:
     (dest / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def ship(run_dir: Path, step: int, name: str, overrides: list[str]) -> Path:
+def ship(run_dir: Path, step: int, name: str, overrides: list[str], checkpoint: Path | None = None) -> Path:
     """Write the reference folder; returns it."""
-    src = run_dir / "checkpoints" / f"step_{step:08d}"
+    src = checkpoint or run_dir / "checkpoints" / f"step_{step:08d}"
     if not (src / "meta.json").is_file():
         raise SystemExit(f"{src}: no complete checkpoint (meta.json missing)")
     dest = REPO / "src" / "slamkit" / "reference" / name
-    ckpt_dest = dest / "checkpoints" / src.name
+    ckpt_dest = dest / "checkpoints" / f"step_{step:08d}"
     if dest.exists():
         shutil.rmtree(dest / "checkpoints", ignore_errors=True)
     ckpt_dest.mkdir(parents=True)
@@ -67,11 +69,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="ship this checkpoint directory (e.g. an average)")
     parser.add_argument("--name", default="demo_asr_tiny_en")
     parser.add_argument("overrides", nargs="*")
     args, extra = parser.parse_known_args()
     args.overrides += extra
-    dest = ship(args.run_dir, args.step, args.name, args.overrides)
+    dest = ship(args.run_dir, args.step, args.name, args.overrides, args.checkpoint)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{dest}: {size / 1e6:.1f} MB")
 

@@ -212,4 +212,4 @@ def test_every_command_group_registers_subcommands_with_handlers():
             leaves = [p for a in nested for p in a.choices.values()] or [parser]
             assert all(callable(p.get_default("func")) for p in leaves), f"{group.__name__}: {name} lacks a handler"
             names.append(name)
-    assert names == ["train", "decode", "serve", "score", "normalize", "validate", "config", "prepare", "assets", "demo", "list", "bench", "memory"]
+    assert names == ["train", "average", "decode", "serve", "score", "normalize", "validate", "config", "prepare", "assets", "demo", "list", "bench", "memory"]

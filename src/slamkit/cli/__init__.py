@@ -1,4 +1,4 @@
-"""The ``slamkit`` command: train, decode, serve, score, validate, normalize, config, prepare, assets, demo, list, bench.
+"""The ``slamkit`` command: train, average, decode, serve, score, validate, normalize, config, prepare, assets, demo, list, bench.
 
 One module per command group (:data:`COMMAND_GROUPS`); each has ``register(subparsers)``, which adds
 its subcommands with their handler as ``func``, and the handlers, which parse nothing themselves and
@@ -12,13 +12,13 @@ import argparse
 import logging
 import sys
 
-from slamkit.cli import assets, bench, config, decode, demo, listing, memory, prepare, score, serve, train, validate
+from slamkit.cli import assets, average, bench, config, decode, demo, listing, memory, prepare, score, serve, train, validate
 from slamkit.cli.common import EPILOG_OVERRIDES, CommandGroup, Handler
 
 __all__ = ["COMMAND_GROUPS", "EPILOG_OVERRIDES", "build_parser", "main"]
 
 #: The command groups, in the order ``slamkit --help`` lists their subcommands.
-COMMAND_GROUPS: tuple[CommandGroup, ...] = (train, decode, serve, score, validate, config, prepare, assets, demo, listing, bench, memory)
+COMMAND_GROUPS: tuple[CommandGroup, ...] = (train, average, decode, serve, score, validate, config, prepare, assets, demo, listing, bench, memory)
 
 
 def _setup_logging(verbose: bool) -> None:
