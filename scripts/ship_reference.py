@@ -1,14 +1,14 @@
 """Copy one checkpoint of a training run into the package as a shipped reference adapter.
 
-    python scripts/ship_reference.py RUN_DIR --step N [--checkpoint DIR] [--name demo_asr_tiny_en] [key=value …]
+    python scripts/ship_reference.py RUN_DIR (--step N | --checkpoint DIR) [--name demo_asr_tiny_en] [key=value …]
 
 Writes ``src/slamkit/reference/NAME/``: ``config.yaml`` (the run's config, machine paths replaced
 by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings), the checkpoint's
 ``model.safetensors`` stored in float16 (the trainable weights only: projector + LoRA) with its
 ``meta.json``, and the run's ``metrics.jsonl`` up to that step. ``slamkit demo`` finds it through
 ``slamkit.app.demo.reference_run_dir``. ``--checkpoint DIR`` ships that checkpoint directory instead of
-the run's step N (e.g. ``slamkit average RUN --last 6``'s output; N is then its newest step, which
-bounds the log); the folder's README (written by hand) says how it was trained.
+a step of the run (e.g. ``slamkit average RUN --last 6``'s output; its ``meta.json`` step, the newest
+averaged, names it and bounds the log); the folder's README (written by hand) says how it was trained.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def write_meta(src: Path, dest: Path) -> None:
     shipped (the float16 weights; the optimizer state ``state.pt`` is not shipped), so resolving
     the checkpoint verifies what is in the package."""
     meta = json.loads((src / "meta.json").read_text())
+    for part in meta.get("averaged_from", []):  # `slamkit average`'s record: keep the steps, not this machine's paths
+        part.pop("path", None)
     if "files" in meta:
         meta["files"] = {f.name: {"size": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
                          for f in sorted(dest.iterdir()) if f.is_file() and f.name != "meta.json"}
@@ -68,13 +70,15 @@ def ship(run_dir: Path, step: int, name: str, overrides: list[str], checkpoint: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--step", type=int, required=True)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="ship this checkpoint directory (e.g. an average)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--step", type=int, help="ship RUN_DIR/checkpoints/step_N")
+    which.add_argument("--checkpoint", type=Path, help="ship this checkpoint directory (e.g. an average)")
     parser.add_argument("--name", default="demo_asr_tiny_en")
     parser.add_argument("overrides", nargs="*")
     args, extra = parser.parse_known_args()
     args.overrides += extra
-    dest = ship(args.run_dir, args.step, args.name, args.overrides, args.checkpoint)
+    step = args.step if args.checkpoint is None else json.loads((args.checkpoint / "meta.json").read_text())["step"]
+    dest = ship(args.run_dir, step, args.name, args.overrides, args.checkpoint)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{dest}: {size / 1e6:.1f} MB")
 
