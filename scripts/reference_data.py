@@ -1,7 +1,7 @@
 """The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
 
     python scripts/reference_data.py data  runs/reference-data [--sets 1] [--joined N]   # ≈ 7 min a set on 2 cores
-    python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl
+    python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl [--from-run RUN]
 
 ``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
 before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-speakers, share of
@@ -14,8 +14,8 @@ paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' c
 (``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way: training for segments that hold several sentences (measured in
 docs/longform.md: not helpful in a short run, so the shipped runs use none).
 
-``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo) into a new run
-folder with the sampler's dataset size set to the union's and its position to the start of the
+``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo), or that of
+``--from-run RUN`` (the 15 800-clip run, to go on with a third set), into a new run folder with the sampler's dataset size set to the union's and its position to the start of the
 epoch, so ``slamkit train … train.resume=true`` continues with the same weights, optimizer and
 schedule on the larger data. The commands that follow are in
 ``src/slamkit/reference/demo_asr_tiny_en/README.md``.
@@ -118,7 +118,8 @@ def write_union(dest: Path, parts: list[tuple[Path, str]]) -> Path:
 
 
 def start_run(demo_run: Path, run: Path, manifest: Path) -> None:
-    """``run``: the demo run's config, log and last checkpoint, the sampler resized to ``manifest``."""
+    """``run``: the config, log and last checkpoint of ``demo_run`` (the demo's run, or any run to go on
+    from), the sampler resized to ``manifest``."""
     import torch
 
     from slamkit.train import checkpoint as ckpt
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("run", type=Path)
     s.add_argument("manifest", type=Path)
     s.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
+    s.add_argument("--from-run", type=Path, default=None, help="start from this run's last checkpoint instead of the demo run's")
     a = p.parse_args(argv)
     if a.cmd == "data":
         a.out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--joined must be 0 or more")
         print(make_data(a.out, a.demo, a.sets, a.joined))
     else:
-        start_run(a.demo / "run", a.run, a.manifest)
+        start_run(a.from_run or a.demo / "run", a.run, a.manifest)
     return 0
 
 
