@@ -15,7 +15,8 @@ paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' c
 docs/longform.md: not helpful in a short run, so the shipped runs use none).
 
 ``start`` copies the demo run's last checkpoint (step 4 046 for the shipped demo), or that of
-``--from-run RUN`` (the 15 800-clip run, to go on with a third set), into a new run folder with the sampler's dataset size set to the union's and its position to the start of the
+``--from-run RUN`` (the 15 800-clip run, to go on with a third set), into a new run
+folder with the sampler's dataset size set to the union's and its position to the start of the
 epoch, so ``slamkit train … train.resume=true`` continues with the same weights, optimizer and
 schedule on the larger data. The commands that follow are in
 ``src/slamkit/reference/demo_asr_tiny_en/README.md``.
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="speak and augment the second set; write the union manifest")
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
-    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: the 15 800-clip run in the reference README)")
+    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: 15 800 clips; the shipped adapter went on with 2: 23 800)")
     d.add_argument("--joined", type=int, default=0, help="clips joining 2-3 of the new sets' clips with pauses, added to the union (default 0: none, as in the 15 800-clip run)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
