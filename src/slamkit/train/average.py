@@ -19,7 +19,6 @@ sums, the first checkpoint and the one being read: about 16 bytes per float32 tr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -35,6 +34,8 @@ from slamkit.train.checkpoint import (
     DCP_DIR,
     META,
     CheckpointInfo,
+    _seal,
+    _write_durably,
     check_checkpoint,
     list_checkpoints,
     read_weights,
@@ -199,13 +200,8 @@ def average_run(run_dir: str | Path, last: int | None = None, best: int | None =
 
 
 def _write(folder: Path, weights: dict[str, torch.Tensor], meta: dict[str, object]) -> None:
-    """``model.safetensors`` and, last, ``meta.json`` with its size and sha256, both flushed to disk."""
+    """``model.safetensors`` and, last, ``meta.json`` with its size and sha256, both flushed to disk (as
+    training writes a checkpoint's files)."""
     save_file(weights, str(folder / "model.safetensors"))
-    with open(folder / "model.safetensors", "rb") as f:
-        os.fsync(f.fileno())
-        data = f.read()
-    meta = {**meta, "files": {"model.safetensors": {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}}}
-    with open(folder / META, "w") as f:
-        f.write(json.dumps(meta, indent=1) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    meta = {**meta, "files": {"model.safetensors": _seal(folder / "model.safetensors")}}
+    _write_durably(folder / META, json.dumps(meta, indent=1) + "\n")
