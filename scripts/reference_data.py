@@ -34,43 +34,77 @@ from pathlib import Path
 DEMO = Path("runs/demo")
 DEMO_DATA = "data/tts-8000-0-short800-9a138708"  # `slamkit demo` defaults, seed 0
 DEMO_AUGMENTED = "augment-7a16b86e/train.jsonl"
+PROMPT_SEED = 200  # the prompt phrases of set S are drawn with seed PROMPT_SEED + S
 JOINED_SEED = 100  # the joined set's draws (pairs, pauses, augmentation), apart from the sets' seeds 1, 2, …
 
 
-def new_sentences(count: int, block: int) -> list[str]:
-    """Block ``block`` (0, 1, …) of ``count`` sentences of the demo's text mix that the seed-0 demo did not speak."""
-    from slamkit.app.demo import DemoOptions, ensure_assets
-    from slamkit.prepare.text import evaluation_texts, mix_sentences
-
-    opts = DemoOptions()
-    assets = ensure_assets(opts)
-    exclude = evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
-    sentences = list(mix_sentences(opts.text, exclude=exclude, seed=opts.seed, install=True).sentences)
-    random.Random(opts.seed).shuffle(sentences)  # the demo's order: held-out first, then training
-    spoken = opts.utterances - round(opts.utterances * opts.short_fraction)
+def new_sentences(count: int, block: int, fewer: bool = False) -> list[str]:
+    """Block ``block`` (0, 1, …) of ``count`` sentences of the demo's text mix that the seed-0 demo did not speak
+    (with ``fewer``, what is left of the mix when it holds fewer)."""
+    sentences, spoken = _mix()
     fresh = sentences[spoken + block * count:spoken + (block + 1) * count]
-    if len(fresh) < count:
+    if len(fresh) < count and not (fewer and fresh):
         raise SystemExit(f"the text mix has {len(sentences) - spoken} unused sentences, {(block + 1) * count} needed")
     return fresh
 
 
-def make_set(out: Path, seed: int) -> Path:
+def _mix() -> tuple[list[str], int]:
+    """The demo's text mix in the demo's seed-0 order (held-out first, then training) and how many it speaks."""
+    from slamkit.app.demo import DemoOptions
+    from slamkit.prepare.text import mix_sentences
+
+    opts = DemoOptions()
+    sentences = list(mix_sentences(opts.text, exclude=_eval_texts(), seed=opts.seed, install=True).sentences)
+    random.Random(opts.seed).shuffle(sentences)
+    return sentences, opts.utterances - round(opts.utterances * opts.short_fraction)
+
+
+def _eval_texts() -> list[str]:
+    from slamkit.app.demo import DemoOptions, ensure_assets
+    from slamkit.prepare.text import evaluation_texts
+
+    assets = ensure_assets(DemoOptions())
+    return evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
+
+
+def set_lines(seed: int, prompts: int = 0) -> list[tuple[int, str]]:
+    """Set ``seed``'s lines: its block of unused sentences (what is left for the last block), short phrases in the
+    demo's share, and ``prompts`` generated phone-menu/spelling phrases (:mod:`slamkit.prepare.prompt_phrases`),
+    those that overlap an evaluation transcript dropped."""
+    from slamkit.app.demo import DemoOptions
+    from slamkit.prepare.prompt_phrases import prompt_phrases
+    from slamkit.prepare.text import EvalGuard
+    from slamkit.prepare.tts import interleave, with_short_phrases
+
+    opts = DemoOptions()
+    short = round(opts.utterances * opts.short_fraction)
+    sentences = new_sentences(opts.utterances - short, seed - 1, fewer=prompts > 0)
+    short = round(len(sentences) * opts.short_fraction / (1 - opts.short_fraction))
+    lines = with_short_phrases(list(enumerate(sentences, start=1)), short, seed)
+    guard = EvalGuard(_eval_texts())
+    made = prompt_phrases(prompts, seed=PROMPT_SEED + seed)
+    kept = [p for p in made if not guard.overlaps(p)]
+    print(f"set {seed}: {len(sentences)} sentences, {short} short phrases, {len(kept)} of {len(made)} prompt phrases "
+          f"({len(made) - len(kept)} overlap an evaluation transcript)")
+    return interleave(lines, kept)
+
+
+def make_set(out: Path, seed: int, prompts: int = 0) -> Path:
     """Speak and augment set ``seed`` (1, 2, …) in ``out`` unless made already; its augmented manifest."""
     from slamkit.app.demo import DemoOptions
     from slamkit.prepare import prepare_tts
     from slamkit.prepare.augment_run import prepare_augment
     from slamkit.prepare.text import write_text_file
-    from slamkit.prepare.tts import with_short_phrases
 
     manifest = out / "augment" / "train.jsonl"
     if manifest.is_file():
         return manifest
     opts = DemoOptions()
-    short = round(opts.utterances * opts.short_fraction)
-    lines = with_short_phrases(list(enumerate(new_sentences(opts.utterances - short, seed - 1), start=1)), short, seed)
-    write_text_file([text for _, text in lines], out / "lines.txt")
+    if not (out / "lines.txt").is_file():
+        write_text_file([text for _, text in set_lines(seed, prompts)], out / "lines.txt")
     if not (out / "tts.jsonl").is_file():
-        prepare_tts(out / "lines.txt", out, engines=opts.engines, num_utterances=opts.utterances, seed=seed,
+        count = sum(1 for _ in (out / "lines.txt").open())
+        prepare_tts(out / "lines.txt", out, engines=opts.engines, num_utterances=count, seed=seed,
                     telephone_fraction=0.3, pseudo_speakers=opts.pseudo_speakers)
     prepare_augment(out / "tts.jsonl", out / "augment", spec=opts.augment, seed=seed, name="train", install=True)
     return manifest
@@ -94,10 +128,10 @@ def make_joined(out: Path, sets: int, count: int, spec: str | None = None) -> Pa
     return manifest
 
 
-def make_data(out: Path, demo: Path, sets: int, joined: int = 0) -> Path:
+def make_data(out: Path, demo: Path, sets: int, joined: int = 0, prompts: int = 0) -> Path:
     """Sets 1 … ``sets`` and ``joined`` joined clips under ``out``; write and return the union ``out/train.jsonl``."""
     parts = [(demo / DEMO_DATA / DEMO_AUGMENTED, "")]
-    parts += [(make_set(out / f"seed{s}", s), f"s{s}-") for s in range(1, sets + 1)]
+    parts += [(make_set(out / f"seed{s}", s, prompts), f"s{s}-") for s in range(1, sets + 1)]
     if joined:
         parts.append((make_joined(out, sets, joined), "j-"))
     return write_union(out / "train.jsonl", parts)
@@ -153,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
     d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: 15 800 clips; the shipped adapter went on with 2: 23 800)")
+    d.add_argument("--prompts", type=int, default=0, help="generated phone-menu and spelling phrases added to each set made now (sets made before are reused as they are; default 0; the fourth set was made with 2 500)")
     d.add_argument("--joined", type=int, default=0, help="clips joining 2-3 of the new sets' clips with pauses, added to the union (default 0: none, as in the 15 800-clip run)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
@@ -166,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--sets must be at least 1")
         if a.joined < 0:
             p.error("--joined must be 0 or more")
-        print(make_data(a.out, a.demo, a.sets, a.joined))
+        if a.prompts < 0:
+            p.error("--prompts must be 0 or more")
+        print(make_data(a.out, a.demo, a.sets, a.joined, a.prompts))
     else:
         start_run(a.from_run or a.demo / "run", a.run, a.manifest)
     return 0

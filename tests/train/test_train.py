@@ -272,3 +272,13 @@ def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint
     assert resumed.step == 8 and resumed.last_loss is not None and math.isfinite(resumed.last_loss)
     again = train(tiny_config(run, tone_corpus, "train.max_steps=8", "train.valid_every=0", "train.resume=true"))
     assert again.step == 8 and again.last_loss is None, "a finished run resumed trains no step and has no last loss"
+
+
+def test_a_learning_rate_changed_on_resume_takes_effect(tmp_path, tone_corpus):
+    """train.lr changed between runs: the resumed schedule multiplies the new peak (it used to keep the checkpoint's)."""
+    args = ("train.max_steps=4", "train.warmup_steps=0", "train.schedule=constant", "train.log_every=1",
+            "train.valid_every=0", "train.save_every=2")
+    train(tiny_config(tmp_path / "run", tone_corpus, *args, "train.lr=1e-3"))
+    train(tiny_config(tmp_path / "run", tone_corpus, *args, "train.max_steps=6", "train.lr=5e-4", "train.resume=true"))
+    lrs = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r}
+    assert lrs[4] == pytest.approx(1e-3) and lrs[5] == lrs[6] == pytest.approx(5e-4), lrs

@@ -51,13 +51,19 @@ def with_short_phrases(lines: Sequence[tuple[int, str]], count: int, seed: int) 
     """``lines`` with ``count`` short phrases spread evenly among them (line number 0: not from the file)."""
     if count <= 0:
         return list(lines)
-    phrases = short_phrase_texts([text for _, text in lines], count, seed)
-    total = len(lines) + count
+    return interleave(lines, short_phrase_texts([text for _, text in lines], count, seed))
+
+
+def interleave(lines: Sequence[tuple[int, str]], extra: Sequence[str]) -> list[tuple[int, str]]:
+    """``lines`` with the texts ``extra`` spread evenly among them, in order, as line number 0 (not from the file)."""
+    count, total = len(extra), len(lines) + len(extra)
+    if not count:
+        return list(lines)
     slots = {(2 * i + 1) * total // (2 * count) for i in range(count)}  # evenly spaced, distinct
     merged: list[tuple[int, str]] = []
-    line_iter, phrase_iter = iter(lines), iter(phrases)
+    line_iter, extra_iter = iter(lines), iter(extra)
     for index in range(total):
-        merged.append((0, next(phrase_iter)) if index in slots else next(line_iter))
+        merged.append((0, next(extra_iter)) if index in slots else next(line_iter))
     return merged
 
 

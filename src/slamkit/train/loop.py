@@ -34,7 +34,7 @@ from slamkit.train.distributed import Dist, autocast, checkpoint_activations, gr
 from slamkit.train.log import MetricLogger
 from slamkit.train.skiplog import SkipTally
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
-from slamkit.train.optim import build_optimizer, build_scheduler
+from slamkit.train.optim import build_optimizer, build_scheduler, keep_configured_lrs
 
 log = logging.getLogger("slamkit")
 
@@ -397,7 +397,9 @@ def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, Any, tuple[flo
         else:
             ckpt.load_weights(run.model, latest.path)
         run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
+    configured = list(run.scheduler.base_lrs)
     run.scheduler.load_state_dict(state["scheduler"])
+    keep_configured_lrs(run.scheduler, configured)
     run.scaler.load_state_dict(state["scaler"])
     run.data.sampler.load_state_dict(state["sampler"])
     rngs = state.get("rng_per_rank", [state["rng"]])

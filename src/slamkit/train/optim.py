@@ -8,6 +8,7 @@ ordinary training then counts its own steps: warmup again, then the decay over t
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
@@ -16,6 +17,8 @@ from torch import nn
 
 from slamkit.config import TrainConfig
 from slamkit.registry import Registry
+
+log = logging.getLogger(__name__)
 
 # progress in [0, 1] after warmup -> decay shape in [0, 1] (1 = peak)
 SCHEDULES: Registry[Callable[[float], float]] = Registry("schedule")
@@ -66,3 +69,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.
     """The step-wise :func:`lr_factor` schedule (unknown ``train.schedule`` names fail here)."""
     SCHEDULES.get(tc.schedule)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))
+
+
+def keep_configured_lrs(scheduler: torch.optim.lr_scheduler.LambdaLR, configured: list[float]) -> None:
+    """Peak learning rates are the config's, not the checkpoint's: ``train.lr`` (or ``projector_lr``, ``lora_lr``)
+    changed on resume takes effect from the next step, as a changed ``train.schedule`` or ``max_steps`` does.
+    Unchanged, nothing moves (exact resume)."""
+    saved = list(scheduler.base_lrs)
+    if saved == configured:
+        return
+    log.info("peak learning rates %s -> %s (changed in the config since the checkpoint)",
+             [f"{x:.3g}" for x in saved], [f"{x:.3g}" for x in configured])
+    scheduler.base_lrs = configured
+    for group, base, factor in zip(scheduler.optimizer.param_groups, configured, scheduler.lr_lambdas):
+        group["initial_lr"] = base
+        group["lr"] = base * factor(scheduler.last_epoch)
