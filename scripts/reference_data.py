@@ -1,6 +1,6 @@
 """The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
 
-    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--joined N]   # ≈ 7 min a set on 2 cores
+    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--prompts N] [--joined N]   # ≈ 7–25 min a set on 2 cores
     python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl [--from-run RUN]
 
 ``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
@@ -8,7 +8,10 @@ before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-
 short phrases, telephone share and augmentation) but with seed S and with sentences the demo did
 not use: the demo's seed-0 shuffle of the text mix is redone and set S takes the S-th block of
 sentences after the ones the demo spoke, so no set repeats another's sentences and no held-out
-(test or validation) sentence of the demo is ever trained on. It then writes ``train.jsonl``: the
+(test or validation) sentence of the demo is ever trained on. The last block takes what is left of the mix when
+``--prompts N`` is given; each set made then also gets N generated phone-menu and spelling phrases
+(:mod:`slamkit.prepare.prompt_phrases`, seed 200 + S), less those that overlap an evaluation
+transcript. It then writes ``train.jsonl``: the
 demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
 paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' clean clips with pauses
 (``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way: training for segments that hold several sentences (measured in
@@ -25,6 +28,7 @@ schedule on the larger data. The commands that follow are in
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import random
@@ -59,33 +63,36 @@ def _mix() -> tuple[list[str], int]:
     return sentences, opts.utterances - round(opts.utterances * opts.short_fraction)
 
 
-def _eval_texts() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _eval_texts() -> tuple[str, ...]:
+    """Every transcript of the real evaluation sets (Asterisk, LibriVox), read once."""
     from slamkit.app.demo import DemoOptions, ensure_assets
     from slamkit.prepare.text import evaluation_texts
 
     assets = ensure_assets(DemoOptions())
-    return evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"])
+    return tuple(evaluation_texts(assets["asterisk-sounds"], assets["pocketsphinx-testdata"]))
 
 
 def set_lines(seed: int, prompts: int = 0) -> list[tuple[int, str]]:
-    """Set ``seed``'s lines: its block of unused sentences (what is left for the last block), short phrases in the
-    demo's share, and ``prompts`` generated phone-menu/spelling phrases (:mod:`slamkit.prepare.prompt_phrases`),
-    those that overlap an evaluation transcript dropped."""
+    """Set ``seed``'s lines: its block of unused sentences (the last block: what is left of the mix), short phrases
+    in the demo's share, and ``prompts`` generated phone-menu/spelling phrases
+    (:mod:`slamkit.prepare.prompt_phrases`), those that overlap an evaluation transcript dropped."""
     from slamkit.app.demo import DemoOptions
     from slamkit.prepare.prompt_phrases import prompt_phrases
-    from slamkit.prepare.text import EvalGuard
     from slamkit.prepare.tts import interleave, with_short_phrases
 
     opts = DemoOptions()
-    short = round(opts.utterances * opts.short_fraction)
-    sentences = new_sentences(opts.utterances - short, seed - 1, fewer=prompts > 0)
+    sentences = new_sentences(opts.utterances - round(opts.utterances * opts.short_fraction), seed - 1, fewer=True)
     short = round(len(sentences) * opts.short_fraction / (1 - opts.short_fraction))
     lines = with_short_phrases(list(enumerate(sentences, start=1)), short, seed)
-    guard = EvalGuard(_eval_texts())
-    made = prompt_phrases(prompts, seed=PROMPT_SEED + seed)
-    kept = [p for p in made if not guard.overlaps(p)]
-    print(f"set {seed}: {len(sentences)} sentences, {short} short phrases, {len(kept)} of {len(made)} prompt phrases "
-          f"({len(made) - len(kept)} overlap an evaluation transcript)")
+    kept: list[str] = []
+    if prompts:
+        from slamkit.prepare.text import EvalGuard
+
+        guard = EvalGuard(_eval_texts())
+        kept = [p for p in prompt_phrases(prompts, seed=PROMPT_SEED + seed) if not guard.overlaps(p)]
+    print(f"set {seed}: {len(sentences)} sentences, {short} short phrases, {len(kept)} of {prompts} prompt phrases "
+          f"({prompts - len(kept)} overlap an evaluation transcript)")
     return interleave(lines, kept)
 
 
@@ -100,10 +107,15 @@ def make_set(out: Path, seed: int, prompts: int = 0) -> Path:
     if manifest.is_file():
         return manifest
     opts = DemoOptions()
+    made = json.loads((out / "set.json").read_text()) if (out / "set.json").is_file() else None
+    if made is not None and made["prompts"] != prompts:
+        raise SystemExit(f"{out} was begun with --prompts {made['prompts']}, not {prompts}: rerun with that, or delete the folder")
     if not (out / "lines.txt").is_file():
-        write_text_file([text for _, text in set_lines(seed, prompts)], out / "lines.txt")
+        lines = [text for _, text in set_lines(seed, prompts)]
+        write_text_file(lines, out / "lines.txt")
+        (out / "set.json").write_text(json.dumps({"seed": seed, "prompts": prompts, "lines": len(lines)}))
     if not (out / "tts.jsonl").is_file():
-        count = sum(1 for _ in (out / "lines.txt").open())
+        count = len((out / "lines.txt").read_text().splitlines())
         prepare_tts(out / "lines.txt", out, engines=opts.engines, num_utterances=count, seed=seed,
                     telephone_fraction=0.3, pseudo_speakers=opts.pseudo_speakers)
     prepare_augment(out / "tts.jsonl", out / "augment", spec=opts.augment, seed=seed, name="train", install=True)
@@ -134,7 +146,21 @@ def make_data(out: Path, demo: Path, sets: int, joined: int = 0, prompts: int = 
     parts += [(make_set(out / f"seed{s}", s, prompts), f"s{s}-") for s in range(1, sets + 1)]
     if joined:
         parts.append((make_joined(out, sets, joined), "j-"))
-    return write_union(out / "train.jsonl", parts)
+    return drop_near_evaluation(write_union(out / "train.jsonl", parts))
+
+
+def drop_near_evaluation(manifest: Path) -> Path:
+    """Rewrite ``manifest`` without the clips whose transcript is a run of an evaluation transcript with at most one
+    word replaced (:meth:`EvalGuard.near`; template phrases such as "Press one to undelete this message" come that
+    close to a prompt without sharing a whole run of it)."""
+    from slamkit.prepare.text import EvalGuard
+
+    guard = EvalGuard(_eval_texts())
+    lines = manifest.read_text().splitlines()
+    kept = [line for line in lines if not guard.near(json.loads(line)["target"])]
+    manifest.write_text("".join(line + "\n" for line in kept))
+    print(f"{manifest}: {len(kept)} clips; {len(lines) - len(kept)} dropped (one word from a run of an evaluation transcript)")
+    return manifest
 
 
 def write_union(dest: Path, parts: list[tuple[Path, str]]) -> Path:

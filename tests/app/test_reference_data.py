@@ -112,3 +112,37 @@ def test_joined_clips_come_from_the_new_sets_and_join_the_union(tmp_path):
     union = script.make_data(tmp_path / "out", demo, 2, joined=5)
     keys = [json.loads(line)["key"] for line in union.read_text().splitlines()]
     assert keys[0] == "tts-0" and len(keys) == 1 + 8 + 5 and sum(k.startswith("j-cat") for k in keys) == 5
+
+
+def _fake_mix(script, monkeypatch, evaluation=("Press 4 to delete this message.",)):
+    """The script on a made-up text mix of 9 000 sentences (7 200 spoken by the demo, 1 800 left) and transcripts."""
+    sentences = [f"Sentence number {i} is spoken here." for i in range(9000)]
+    monkeypatch.setattr(script, "_mix", lambda: (sentences, 7200))
+    monkeypatch.setattr(script, "_eval_texts", lambda: tuple(evaluation))
+    return sentences
+
+
+def test_set_lines_keeps_the_old_sets_and_guards_the_prompt_phrases(monkeypatch):
+    from slamkit.prepare import with_short_phrases
+    from slamkit.prepare.prompt_phrases import prompt_phrases
+
+    script = _script()
+    sentences = _fake_mix(script, monkeypatch, [p + "." for p in prompt_phrases(40, seed=script.PROMPT_SEED + 1)[:5]])
+    plain = script.set_lines(1)
+    assert len(plain) == 2000 and plain == with_short_phrases(list(enumerate(sentences[7200:9000], start=1)), 200, 1)
+    with_prompts = script.set_lines(1, prompts=40)
+    texts = [t for n, t in with_prompts if n == 0]
+    guarded = set(prompt_phrases(40, seed=script.PROMPT_SEED + 1)[:5])
+    assert len(with_prompts) == 2000 + 40 - len(guarded) and not guarded & set(texts)
+    assert [x for x in with_prompts if x[0]] == [x for x in plain if x[0]]  # the sentences unchanged, in order
+
+
+def test_the_union_drops_clips_one_word_from_an_evaluation_run(tmp_path, monkeypatch):
+    script = _script()
+    _fake_mix(script, monkeypatch)
+    lines = [{"key": k, "source": "a.wav", "target": t, "duration": 1.0} for k, t in
+             [("a", "Press seven to delete this message"), ("b", "Press seven to save that message"), ("c", "Hello")]]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    script.drop_near_evaluation(manifest)
+    assert [json.loads(line)["key"] for line in manifest.read_text().splitlines()] == ["b", "c"]

@@ -24,20 +24,28 @@ def test_prompt_phrases_are_reproducible_and_written_like_sentences() -> None:
 
 
 def test_every_inventory_word_is_spoken() -> None:
-    text = " ".join(prompt_phrases(3000, seed=0)).lower()
+    phrases = prompt_phrases(3000, seed=0)
+    text = " " + " ".join(p.lower().replace(",", " ") for p in phrases) + " "
     assert sum(share for share, _ in KINDS.values()) == pytest.approx(1.0)
     for word in NATO:
-        assert f"{word.lower()}" in text, word
-    for names in SYMBOLS.values():
-        assert any(name in text for name in names), names
+        assert f" {word.lower()} " in text, word
+    read_outs = [p.lower() for p in phrases if ", " in p]  # symbol read-outs: names between commas
+    items = {item for p in read_outs for item in p.split(", ")}
+    for char, names in SYMBOLS.items():
+        assert items & set(names), char
     for word in ("niner", "press", "pound key", "voicemail", "keypad", "extension", " as in "):
         assert word in text, word
 
 
-def test_the_evaluation_guard_drops_a_phrase_that_says_a_transcript() -> None:
-    guard = EvalGuard(["Press 4 to delete this message."])
+def test_the_evaluation_guard_drops_template_phrases_near_a_transcript() -> None:
+    guard = EvalGuard(["Press 4 to delete this message.", "Goodbye."])
     assert guard.overlaps("Press four to delete this message")
-    assert not guard.overlaps("Press four to save this message")
+    assert not guard.overlaps("Press seven to delete this message")
+    assert guard.near("Press seven to delete this message")  # one word replaced
+    assert guard.near("Press seven to delete")  # of a run of 4
+    assert not guard.near("Press seven to save this message")  # two words replaced
+    assert not guard.near("Press seven")  # too short to tell
+    assert not guard.near("Say goodbye")
 
 
 def test_interleave_spreads_the_extra_texts_in_order() -> None:

@@ -282,3 +282,36 @@ def test_a_learning_rate_changed_on_resume_takes_effect(tmp_path, tone_corpus):
     train(tiny_config(tmp_path / "run", tone_corpus, *args, "train.max_steps=6", "train.lr=5e-4", "train.resume=true"))
     lrs = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r}
     assert lrs[4] == pytest.approx(1e-3) and lrs[5] == lrs[6] == pytest.approx(5e-4), lrs
+
+
+def test_keep_configured_lrs_recomputes_every_group_from_the_config():
+    """Two parameter groups, cosine: unchanged config -> the saved rates exactly; new peaks or a longer schedule ->
+    the new schedule's rates at once (scheduler.get_last_lr() too)."""
+    from slamkit.config import TrainConfig
+    from slamkit.train.optim import build_scheduler, keep_configured_lrs
+
+    def scheduler(tc, steps):
+        params = [torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))]
+        opt = torch.optim.AdamW([{"params": [params[0]], "lr": tc.lr}, {"params": [params[1]], "lr": tc.lr / 10}])
+        sched = build_scheduler(opt, tc)
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+        return opt, sched
+
+    old = TrainConfig(lr=1e-3, warmup_steps=2, max_steps=10, schedule="cosine", prealign_steps=0)
+    opt, sched = scheduler(old, 6)
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    for new, expect in ((old, None), (TrainConfig(lr=4e-4, warmup_steps=2, max_steps=10, schedule="cosine", prealign_steps=0), 0.4),
+                        (TrainConfig(lr=1e-3, warmup_steps=2, max_steps=40, schedule="cosine", prealign_steps=0), None)):
+        opt2, sched2 = scheduler(new, 0)
+        configured = list(sched2.base_lrs)
+        opt2.load_state_dict(saved_opt)
+        sched2.load_state_dict(saved_sched)
+        keep_configured_lrs(sched2, configured)
+        want = [base * lr_factor(6, new) for base in configured]
+        assert [g["lr"] for g in opt2.param_groups] == pytest.approx(want) and sched2.get_last_lr() == pytest.approx(want)
+        if new is old:
+            assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]  # exact resume: bit for bit
+        if expect:
+            assert want[0] == pytest.approx(expect * opt.param_groups[0]["lr"])

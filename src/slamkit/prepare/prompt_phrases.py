@@ -16,7 +16,7 @@ evaluate on phone prompts drop every phrase that overlaps an evaluation transcri
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from slamkit.prepare.phrases import number_words
 
@@ -57,6 +57,7 @@ PREDICATES = ("is not available", "has been turned on", "has been turned off", "
 
 
 def _digit(rng: random.Random, radio: bool = False) -> str:
+    """A digit in words; on the ``radio``, nine is mostly "niner"."""
     d = rng.randrange(10)
     return "niner" if radio and d == 9 and rng.random() < 0.7 else number_words(d)
 
@@ -71,6 +72,7 @@ def _spelling(rng: random.Random) -> str:
 
 
 def _symbol_name(rng: random.Random) -> str:
+    """One spoken name of a random ASCII punctuation character."""
     return rng.choice(rng.choice(list(SYMBOLS.values())))
 
 

@@ -196,6 +196,7 @@ class EvalGuard:
             if min_words <= len(words) < ngram:
                 self._whole.add(words)
         self._sizes = sorted({len(w) for w in self._whole} | {ngram})
+        self._wildcards: set[tuple[tuple[str, ...], tuple[str, ...]]] | None = None  # built by near() when first asked
 
     def __len__(self) -> int:
         return len(self._parts)
@@ -210,6 +211,19 @@ class EvalGuard:
                 if run in self._whole or (size == self.ngram and run in self._parts):
                     return True
         return False
+
+    def near(self, sentence: str, min_words: int = 4) -> bool:
+        """Whether ``sentence`` (``min_words`` words or more) is a run of a transcript with at most one word
+        replaced: "Press one to undelete this message" against "Press 7 to undelete this message". Generated
+        phrases from templates can come this close to a prompt without sharing a whole run of it."""
+        words = word_key(sentence)
+        if len(words) < min_words:
+            return False
+        if words in self._parts:
+            return True
+        if self._wildcards is None:
+            self._wildcards = {(p[:i], p[i + 1:]) for p in self._parts if len(p) >= 2 for i in range(len(p))}
+        return any((words[:i], words[i + 1:]) in self._wildcards for i in range(len(words)))
 
 
 def evaluation_texts(asterisk_root: str | Path | None = None, librivox_root: str | Path | None = None,

@@ -72,15 +72,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.
 
 
 def keep_configured_lrs(scheduler: torch.optim.lr_scheduler.LambdaLR, configured: list[float]) -> None:
-    """Peak learning rates are the config's, not the checkpoint's: ``train.lr`` (or ``projector_lr``, ``lora_lr``)
-    changed on resume takes effect from the next step, as a changed ``train.schedule`` or ``max_steps`` does.
-    Unchanged, nothing moves (exact resume)."""
+    """After loading a checkpoint's scheduler state: the peak rates are the config's, not the checkpoint's, and
+    the next step's rate follows the config's schedule. So a ``train.lr`` (``projector_lr``, ``lora_lr``),
+    ``schedule``, ``warmup_steps``, ``min_lr_ratio`` or ``max_steps`` changed on resume takes effect from the
+    first step. With the config unchanged each rate is recomputed to the value saved (exact resume)."""
     saved = list(scheduler.base_lrs)
-    if saved == configured:
-        return
-    log.info("peak learning rates %s -> %s (changed in the config since the checkpoint)",
-             [f"{x:.3g}" for x in saved], [f"{x:.3g}" for x in configured])
-    scheduler.base_lrs = configured
-    for group, base, factor in zip(scheduler.optimizer.param_groups, configured, scheduler.lr_lambdas):
+    if saved != configured:
+        log.info("peak learning rates %s -> %s (changed in the config since the checkpoint)",
+                 [f"{x:.4g}" for x in saved], [f"{x:.4g}" for x in configured])
+    scheduler.base_lrs = list(configured)
+    for group, base, factor in zip(scheduler.optimizer.param_groups, configured, scheduler.lr_lambdas, strict=True):
         group["initial_lr"] = base
         group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
