@@ -8,8 +8,8 @@ before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-
 short phrases, telephone share and augmentation) but with seed S and with sentences the demo did
 not use: the demo's seed-0 shuffle of the text mix is redone and set S takes the S-th block of
 sentences after the ones the demo spoke, so no set repeats another's sentences and no held-out
-(test or validation) sentence of the demo is ever trained on. The last block takes what is left of the mix when
-``--prompts N`` is given; each set made then also gets N generated phone-menu and spelling phrases
+(test or validation) sentence of the demo is ever trained on. The last block takes what is left of the mix.
+With ``--prompts N``, each set made then also gets N generated phone-menu and spelling phrases
 (:mod:`slamkit.prepare.prompt_phrases`, seed 200 + S), less those that overlap an evaluation
 transcript. It then writes ``train.jsonl``: the
 demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
@@ -42,12 +42,12 @@ PROMPT_SEED = 200  # the prompt phrases of set S are drawn with seed PROMPT_SEED
 JOINED_SEED = 100  # the joined set's draws (pairs, pauses, augmentation), apart from the sets' seeds 1, 2, …
 
 
-def new_sentences(count: int, block: int, fewer: bool = False) -> list[str]:
+def new_sentences(count: int, block: int) -> list[str]:
     """Block ``block`` (0, 1, …) of ``count`` sentences of the demo's text mix that the seed-0 demo did not speak
-    (with ``fewer``, what is left of the mix when it holds fewer)."""
+    (the last block: what is left of the mix)."""
     sentences, spoken = _mix()
     fresh = sentences[spoken + block * count:spoken + (block + 1) * count]
-    if len(fresh) < count and not (fewer and fresh):
+    if not fresh:
         raise SystemExit(f"the text mix has {len(sentences) - spoken} unused sentences, {(block + 1) * count} needed")
     return fresh
 
@@ -82,7 +82,7 @@ def set_lines(seed: int, prompts: int = 0) -> list[tuple[int, str]]:
     from slamkit.prepare.tts import interleave, with_short_phrases
 
     opts = DemoOptions()
-    sentences = new_sentences(opts.utterances - round(opts.utterances * opts.short_fraction), seed - 1, fewer=True)
+    sentences = new_sentences(opts.utterances - round(opts.utterances * opts.short_fraction), seed - 1)
     short = round(len(sentences) * opts.short_fraction / (1 - opts.short_fraction))
     lines = with_short_phrases(list(enumerate(sentences, start=1)), short, seed)
     kept: list[str] = []
