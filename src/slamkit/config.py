@@ -161,6 +161,7 @@ class TrainConfig:
     warmup_steps: int = _f(100, "Linear warmup steps.")
     schedule: Literal["cosine", "linear", "constant"] = _f("cosine", "Decay after warmup.")
     min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak.")
+    cooldown_minutes: float = _f(0.0, "With `max_minutes`: the last this-many minutes of the time budget anneal the learning rate linearly from its current value to `min_lr_ratio` of it (warmup-stable-decay for a run whose length is a time, not a step count: `schedule: constant` then holds the peak until the cooldown). When the time left first drops to this, the run fixes the cooldown's length in steps from its pace so far and ends after them (the checkpoint keeps both, so resume stays exact); the time budget still stops it if the pace drops. 0: off. Without `max_minutes` it does nothing. See docs/checkpoints.md.")
     grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is normalised over the whole window (by its target tokens; during pre-alignment by its clips).")
     clip_grad: float = _f(1.0, "Gradient-norm clipping; 0 disables.")
     max_nonfinite_steps: int = _f(5, "A step whose loss or gradient is not finite (NaN/Inf) updates nothing and is logged (`nonfinite` in metrics.jsonl, with the batch's keys in the log); this many in a row stop the run with the keys, before any checkpoint of them is written. 0: never stop.")

@@ -34,7 +34,7 @@ from slamkit.train.distributed import Dist, autocast, checkpoint_activations, gr
 from slamkit.train.log import MetricLogger
 from slamkit.train.skiplog import SkipTally
 from slamkit.train.objectives import LanguageModelObjective, Objective, build_objectives
-from slamkit.train.optim import build_optimizer, build_scheduler, keep_configured_lrs
+from slamkit.train.optim import Cooldown, build_optimizer, build_scheduler, keep_configured_lrs, start_cooldown
 
 log = logging.getLogger("slamkit")
 
@@ -173,7 +173,13 @@ class _Run:
     nonfinite_streak: int = 0  # consecutive steps without an update (non-finite loss or gradient)
     nonfinite_total: int = 0
     window: _Window = field(default_factory=_Window)
+    cooldown: Cooldown = field(default_factory=Cooldown)  # shared with the scheduler (train.cooldown_minutes)
     template: Batch | None = None  # under FSDP: what a rank with an empty share runs (no targets)
+
+    @property
+    def last_step(self) -> int:
+        """``train.max_steps``, or the end of the cooldown once it has started (train.cooldown_minutes)."""
+        return min(self.cfg.train.max_steps, self.cooldown.end or self.cfg.train.max_steps)
 
     @property
     def sharded_checkpoints(self) -> bool:
@@ -205,8 +211,9 @@ def _setup(cfg: Config) -> _Run:
     # Pre-alignment leaves the LLM out; a text-only batch leaves the projector out (docs/text-only.md).
     engine = dist.wrap(model, find_unused=tc.prealign_steps > 0 or cfg.data.text_records != "refuse", precision=tc.precision)
     optimizer = build_optimizer(model, tc)  # after wrapping: FSDP replaces the parameters with shards
-    run = _Run(cfg, dist, model, engine, prealign, objective, data, valid,
-               optimizer, build_scheduler(optimizer, tc), grad_scaler(tc.precision, dist.device), None, skips=SkipTally(tc.output_dir, dist))
+    cooldown = Cooldown()
+    run = _Run(cfg, dist, model, engine, prealign, objective, data, valid, optimizer, build_scheduler(optimizer, tc, cooldown),
+               grad_scaler(tc.precision, dist.device), None, skips=SkipTally(tc.output_dir, dist), cooldown=cooldown)
     if latest is not None:
         run.step, skipped, (run.window.loss_sum, run.window.units) = _resume(latest, run)
         run.skips.load_state_dict(skipped)
@@ -232,7 +239,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
     last_loss: float | None = None
     window = run.window
     try:
-        while run.step < tc.max_steps:
+        while run.step < run.last_step:
             step_objective = run.objective_at(run.step)
             if run.step == tc.prealign_steps > 0:
                 pace = _end_prealignment(run.optimizer, window, run.step)
@@ -248,7 +255,9 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
                 units = stats[step_objective.unit]
                 window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
             _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
-            final = run.step == tc.max_steps or _over_budget(started, tc, run.dist)
+            if start_cooldown(run.cooldown, tc, started, pace, run.step, run.dist):
+                keep_configured_lrs(run.scheduler, list(run.scheduler.base_lrs))  # the next step's rate, cooled
+            final = run.step >= run.last_step or _over_budget(started, tc, run.dist)
             if run.step % tc.log_every == 0 or final:
                 run.logger.log(_log_record(stats, window, step_objective, run.data.sampler.epoch, run.skips, run.model), run.step)
                 window.reset()
@@ -298,7 +307,7 @@ def _save(run: _Run, validated: bool) -> None:
     tc, valid_loss = run.cfg.train, run.valid_loss if validated else None
     state = {"step": run.step, "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
              "sampler": run.data.sampler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs, "skipped": run.skips.state_dict(),
-             "log_window": (run.window.loss_sum, run.window.units)}
+             "log_window": (run.window.loss_sum, run.window.units), "cooldown": (run.cooldown.start, run.cooldown.steps)}
     if run.sharded_checkpoints:
         tmp = ckpt.staging_dir(tc.output_dir, run.step)
         if run.dist.is_main:
@@ -398,6 +407,7 @@ def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, Any, tuple[flo
             ckpt.load_weights(run.model, latest.path)
         run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
     configured = list(run.scheduler.base_lrs)
+    run.cooldown.start, run.cooldown.steps = state.get("cooldown", (-1, 0))
     run.scheduler.load_state_dict(state["scheduler"])
     keep_configured_lrs(run.scheduler, configured)
     run.scaler.load_state_dict(state["scaler"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 
 from slamkit.config import TrainConfig
 from slamkit.registry import Registry
+from slamkit.train.distributed import Dist
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +68,53 @@ def lr_factor(step: int, tc: TrainConfig) -> float:
     return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * SCHEDULES.get(tc.schedule)(progress)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """The step-wise :func:`lr_factor` schedule (unknown ``train.schedule`` names fail here)."""
+@dataclass
+class Cooldown:
+    """The time budget's final anneal (``train.cooldown_minutes``): from optimizer step ``start`` the rate falls
+    linearly over ``steps`` steps to ``floor`` times what the schedule gives. ``start`` -1: not started."""
+
+    start: int = -1
+    steps: int = 0
+
+    @property
+    def end(self) -> int | None:
+        """The step the run ends at once the cooldown has started."""
+        return self.start + self.steps if self.start >= 0 else None
+
+    def factor(self, step: int, floor: float) -> float:
+        """Multiplier of the schedule's rate at optimizer step ``step`` (0-based): 1 before the cooldown, then down
+        to ``floor`` at its last step."""
+        if self.start < 0 or step < self.start:
+            return 1.0
+        return max(1.0 - (1.0 - floor) * (step - self.start + 1) / max(self.steps, 1), floor)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig,
+                    cooldown: Cooldown | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """The step-wise :func:`lr_factor` schedule, times ``cooldown``'s factor once it has started (unknown
+    ``train.schedule`` names fail here)."""
     SCHEDULES.get(tc.schedule)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))
+    cd = cooldown if cooldown is not None else Cooldown()
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc) * cd.factor(s, tc.min_lr_ratio))
+
+
+def start_cooldown(cooldown: Cooldown, tc: TrainConfig, started: float, pace: tuple[float, int], step: int,
+                   dist: Dist) -> bool:
+    """Start the cooldown once the time left in ``train.max_minutes`` is at most ``train.cooldown_minutes``, with 95 %
+    of the steps the pace since ``pace`` = (time, step) fits into the time left (rank 0 decides for every rank).
+    Returns True at the step it starts; the caller then recomputes the next step's rate."""
+    if not tc.cooldown_minutes or tc.max_minutes is None or cooldown.start >= 0 or step <= max(pace[1], tc.prealign_steps):
+        return False
+    now = time.perf_counter()
+    left = 60 * tc.max_minutes - (now - started)
+    # 5 % fewer steps than the pace fits: a slower end would otherwise meet the time limit before the floor
+    steps = max(int(0.95 * left / ((now - pace[0]) / (step - pace[1]))), 1) if left <= 60 * tc.cooldown_minutes else 0
+    steps = int(dist.sum([float(steps if dist.is_main else 0)])[0])
+    if steps:
+        cooldown.start, cooldown.steps = step, steps
+        log.info("step %d: cooldown to step %d (%.1f min left): the learning rate falls linearly to %g of its value",
+                 step, step + steps, left / 60, tc.min_lr_ratio)
+    return bool(steps)
 
 
 def keep_configured_lrs(scheduler: torch.optim.lr_scheduler.LambdaLR, configured: list[float]) -> None:
