@@ -255,7 +255,7 @@ def train(cfg: Config, stop_at_step: int | None = None) -> TrainResult:
                 units = stats[step_objective.unit]
                 window.loss_sum, window.units = window.loss_sum + stats["loss"] * units, window.units + units
             _progress(bar, stats, step_objective is run.objective, started, run.step, tc, pace)
-            if start_cooldown(run.cooldown, tc, started, pace, run.step, run.dist):
+            if start_cooldown(run.cooldown, tc, started, pace[1], run.step, run.dist):
                 keep_configured_lrs(run.scheduler, list(run.scheduler.base_lrs))  # the next step's rate, cooled
             final = run.step >= run.last_step or _over_budget(started, tc, run.dist)
             if run.step % tc.log_every == 0 or final:

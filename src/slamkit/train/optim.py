@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -75,6 +76,7 @@ class Cooldown:
 
     start: int = -1
     steps: int = 0
+    marks: deque = field(default_factory=deque, repr=False)  # (time, step) of recent steps: the pace to plan with
 
     @property
     def end(self) -> int | None:
@@ -98,20 +100,28 @@ def build_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc) * cd.factor(s, tc.min_lr_ratio))
 
 
-def start_cooldown(cooldown: Cooldown, tc: TrainConfig, started: float, pace: tuple[float, int], step: int,
-                   dist: Dist) -> bool:
+def start_cooldown(cooldown: Cooldown, tc: TrainConfig, started: float, pace_origin: int, step: int, dist: Dist) -> bool:
     """Start the cooldown once the time left in ``train.max_minutes`` is at most ``train.cooldown_minutes``, with 95 %
-    of the steps the pace since ``pace`` = (time, step) fits into the time left (rank 0 decides for every rank).
+    of the steps that fit into the time left at the pace of the last ``cooldown_minutes`` (steps after
+    ``pace_origin``, where pre-alignment ends, only: its steps are far faster). The recent pace, not the average:
+    a first epoch that fills the feature cache is slower than the ones after. Rank 0 decides for every rank.
     Returns True at the step it starts; the caller then recomputes the next step's rate."""
-    if not tc.cooldown_minutes or tc.max_minutes is None or cooldown.start >= 0 or step <= max(pace[1], tc.prealign_steps):
+    if not tc.cooldown_minutes or tc.max_minutes is None or cooldown.start >= 0 or step < max(pace_origin, tc.prealign_steps):
         return False
-    now = time.perf_counter()
+    now, window = time.perf_counter(), 60 * tc.cooldown_minutes
+    marks = cooldown.marks
+    marks.append((now, step))
+    while len(marks) > 2 and marks[1][0] <= now - window:
+        marks.popleft()
     left = 60 * tc.max_minutes - (now - started)
-    # 5 % fewer steps than the pace fits: a slower end would otherwise meet the time limit before the floor
-    steps = max(int(0.95 * left / ((now - pace[0]) / (step - pace[1]))), 1) if left <= 60 * tc.cooldown_minutes else 0
+    steps = 0
+    if left <= window and len(marks) > 1:
+        # 5 % fewer steps than the pace fits: a slower end would otherwise meet the time limit before the floor
+        steps = max(int(0.95 * left * (step - marks[0][1]) / (now - marks[0][0])), 1)
     steps = int(dist.sum([float(steps if dist.is_main else 0)])[0])
     if steps:
         cooldown.start, cooldown.steps = step, steps
+        marks.clear()
         log.info("step %d: cooldown to step %d (%.1f min left): the learning rate falls linearly to %g of its value",
                  step, step + steps, left / 60, tc.min_lr_ratio)
     return bool(steps)
