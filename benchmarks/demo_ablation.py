@@ -39,8 +39,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no-augment": ("augmentation: none (no rooms, noise, telephone, speed)", ["--augment", ""]),
     "fortune-text": ("text: the fortune file only", ["--text", "fortune"]),
     "base": ("encoder: Whisper base instead of tiny.en", ["--encoder", "base"]),
-    "cooldown": ("schedule: the last 6 of the 30 minutes anneal the learning rate linearly to 0 (train.cooldown_minutes=6)",
-                 ["train.cooldown_minutes=6"]),
+    "no-cooldown": ("schedule: the learning rate stays at its peak to the end (no cooldown in the last 6 minutes)",
+                    ["--cooldown", "0"]),
 }
 SETS = ("synthetic", "asterisk", "librivox")
 

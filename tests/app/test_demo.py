@@ -31,6 +31,21 @@ def test_asset_uri_resolution(tmp_path, monkeypatch):
         resolve_path("asset:pocketsphinx-testdata/usr")
 
 
+def test_the_demo_trains_with_a_cooldown_in_its_last_fifth(tmp_path, monkeypatch):
+    """`slamkit demo` anneals the learning rate in the last 20 % of its budget (train.cooldown_minutes; measured on the
+    2-core machine: Asterisk 66.5 % against 79.1 % at constant rate); --cooldown 0 turns it off; the user's own
+    override wins."""
+    from slamkit.app import demo
+
+    seen = []
+    monkeypatch.setattr(demo, "train", lambda cfg: seen.append(cfg.train))
+    data = {"train": tmp_path / "train.jsonl", "valid": tmp_path / "valid.jsonl"}
+    for opts, want in ((demo.DemoOptions(out=tmp_path), 6.0), (demo.DemoOptions(out=tmp_path, minutes=10, cooldown=0), 0.0),
+                       (demo.DemoOptions(out=tmp_path, overrides=["train.cooldown_minutes=3"]), 3.0)):
+        demo.train_model(opts, data)
+        assert (seen[-1].max_minutes, seen[-1].cooldown_minutes) == (opts.minutes, want)
+
+
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     _assets_or_skip()

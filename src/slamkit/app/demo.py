@@ -56,6 +56,7 @@ class DemoOptions:
     out: Path = Path("runs/demo")
     encoder: str = "tiny.en"
     minutes: float = 30.0
+    cooldown: float = 0.2  # share of the budget, at its end, that anneals the learning rate (train.cooldown_minutes)
     utterances: int = 8000
     short_fraction: float = 0.1  # share of the utterances that are short phrases (slamkit.prepare.phrases)
     test_utterances: int = 100
@@ -203,7 +204,7 @@ def train_model(opts: DemoOptions, data: dict[str, Path]) -> tuple[Path, float]:
     run_dir = opts.out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     overrides = [f"data.train={data['train']}", f"data.valid={data['valid']}", f"train.output_dir={run_dir}",
-                 f"train.max_minutes={opts.minutes}"]
+                 f"train.max_minutes={opts.minutes}", f"train.cooldown_minutes={opts.cooldown * opts.minutes:g}"]
     if opts.prealign_steps is not None:
         overrides.append(f"train.prealign_steps={opts.prealign_steps}")
     overrides += opts.overrides  # the user's word last

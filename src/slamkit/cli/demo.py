@@ -26,7 +26,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   overrides=args.overrides)
     if args.minutes is not None:
         kwargs["minutes"] = args.minutes
-    for name in ("text", "engines", "pseudo_speakers", "augment"):
+    for name in ("cooldown", "text", "engines", "pseudo_speakers", "augment"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     opts = DemoOptions.quick(**kwargs) if args.quick else DemoOptions(**kwargs)
@@ -43,6 +43,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--out", default="runs/demo", help="report and work folder (default runs/demo)")
     p.add_argument("--encoder", default="tiny.en", choices=["tiny.en", "base"], help="Whisper encoder (default tiny.en)")
     p.add_argument("--minutes", type=float, default=None, help="training time budget in minutes (default 30; --quick: 2)")
+    p.add_argument("--cooldown", type=float, default=None, help="share of the budget, at its end, in which the learning rate "
+                   "falls linearly to 0 (default 0.2: the last 6 of 30 minutes; 0: constant to the end; train.cooldown_minutes)")
     p.add_argument("--quick", action="store_true", help="smoke test: little data, 2-minute budget, small evaluation sets")
     p.add_argument("--text", default=None, help="training text sources and caps, e.g. fortune,wordnet:8000 (default: "
                    "fortune,wordnet:8000,austen:6000,moby-dick:2000,jargon:2000; docs/text-sources.md)")
