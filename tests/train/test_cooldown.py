@@ -57,3 +57,11 @@ def test_a_time_budgeted_run_cools_down_and_resume_keeps_the_cooldown(tmp_path, 
     want = {r: PEAK * Cooldown(start, steps).factor(r - 1, FLOOR) for r in lrs}
     assert lrs == pytest.approx(want), (lrs, want)
     assert lrs[result.step] == pytest.approx(FLOOR * PEAK)
+    # Resumed again, the run has nothing left to train; with the cooldown off it goes on at the schedule's rate.
+    done = train(tiny_config(run, tone_corpus, *args, "train.resume=true"))
+    assert done.step == result.step and done.last_loss is None
+    more = train(tiny_config(run, tone_corpus, *args, "train.resume=true", "train.cooldown_minutes=0",
+                             f"train.max_steps={result.step + 2}"))
+    assert more.step == result.step + 2
+    lrs = {r["step"]: r["lr"] for r in read_metrics(run) if "lr" in r}
+    assert lrs[result.step + 1] == lrs[result.step + 2] == pytest.approx(PEAK)

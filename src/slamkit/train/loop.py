@@ -407,7 +407,7 @@ def _resume(latest: ckpt.CheckpointInfo, run: _Run) -> tuple[int, Any, tuple[flo
             ckpt.load_weights(run.model, latest.path)
         run.dist.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
     configured = list(run.scheduler.base_lrs)
-    run.cooldown.start, run.cooldown.steps = state.get("cooldown", (-1, 0))
+    run.cooldown.resume(state.get("cooldown", (-1, 0)), run.cfg.train, int(state["step"]))
     run.scheduler.load_state_dict(state["scheduler"])
     keep_configured_lrs(run.scheduler, configured)
     run.scaler.load_state_dict(state["scaler"])

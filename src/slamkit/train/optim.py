@@ -83,6 +83,17 @@ class Cooldown:
         """The step the run ends at once the cooldown has started."""
         return self.start + self.steps if self.start >= 0 else None
 
+    def resume(self, saved: tuple[int, int], tc: TrainConfig, step: int) -> None:
+        """Take a checkpoint's cooldown (first step, length) when the resumed config still asks for one; with
+        ``train.cooldown_minutes`` off (or no ``max_minutes``) it is dropped, so a cooled-down run can go on."""
+        if tc.cooldown_minutes and tc.max_minutes is not None:
+            self.start, self.steps = saved
+            if self.end is not None and step >= self.end:
+                log.warning("the run's cooldown ended at step %d: nothing to train (train.cooldown_minutes=0 goes on "
+                            "from here, at the schedule's rate)", self.end)
+        elif saved[0] >= 0:
+            log.info("the checkpoint's cooldown (steps %d-%d) is dropped: train.cooldown_minutes is off", saved[0], sum(saved))
+
     def factor(self, step: int, floor: float) -> float:
         """Multiplier of the schedule's rate at optimizer step ``step`` (0-based): 1 before the cooldown, then down
         to ``floor`` at its last step."""
