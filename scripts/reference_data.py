@@ -33,6 +33,7 @@ import hashlib
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 DEMO = Path("runs/demo")
@@ -197,7 +198,12 @@ def start_run(demo_run: Path, run: Path, manifest: Path) -> None:
     for name in ("model.safetensors", "meta.json"):
         shutil.copy(last.path / name, dest / name)
     state = ckpt.load_state(last.path)
-    state["sampler"].update(num_items=sum(1 for _ in manifest.open()), position=0)
+    items = sum(1 for _ in manifest.open())
+    if items == state["sampler"]["num_items"] and state["sampler"]["position"]:
+        print(f"warning: {manifest} has as many lines ({items}) as {demo_run}'s sampler had items: if it is the same data, the "
+              f"new run replays the {state['sampler']['position']} batches already trained on in this pass; to go on "
+              "with the same data, resume a copy of the run folder itself (it keeps the sampler's position)", file=sys.stderr)
+    state["sampler"].update(num_items=items, position=0)
     torch.save(state, dest / "state.pt")
     meta = json.loads((dest / "meta.json").read_text())
     data = (dest / "state.pt").read_bytes()

@@ -94,6 +94,20 @@ def test_start_copies_the_checkpoint_with_the_sampler_resized(tmp_path):
         script.start_run(demo, tmp_path / "ref", union)
 
 
+def test_start_warns_when_the_manifest_looks_like_the_same_data(tmp_path, capsys):
+    """A manifest as long as the sampler's items is likely the same data: starting over would replay the batches
+    already trained on in this pass, so start says so (the run it writes is the same)."""
+    script = _script()
+    demo = _demo_run(tmp_path / "demo")
+    same, other = tmp_path / "same.jsonl", tmp_path / "other.jsonl"
+    same.write_text("{}\n" * 3)
+    other.write_text("{}\n" * 5)
+    script.start_run(demo, tmp_path / "ref_other", other)
+    assert "replays the 7 batches" not in capsys.readouterr().err
+    script.start_run(demo, tmp_path / "ref_same", same)
+    assert "replays the 7 batches already trained on" in capsys.readouterr().err
+
+
 def test_joined_clips_come_from_the_new_sets_and_join_the_union(tmp_path):
     """``--joined``: clean clips of every new set joined 2–3 at a time, augmented, appended with keys ``j-``."""
     script = _script()
