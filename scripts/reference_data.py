@@ -8,7 +8,9 @@ before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-
 short phrases, telephone share and augmentation) but with seed S and with sentences the demo did
 not use: the demo's seed-0 shuffle of the text mix is redone and set S takes the S-th block of
 sentences after the ones the demo spoke, so no set repeats another's sentences and no held-out
-(test or validation) sentence of the demo is ever trained on. The last block takes what is left of the mix.
+(test or validation) sentence of the demo is ever trained on. Sets 1–3 use up the demo's mix; the blocks after
+it come from ``EXTRA_MIX`` (more of the same sources), less every sentence the demo's mix holds. The last block takes
+what is left.
 With ``--prompts N``, each set made then also gets N generated phone-menu and spelling phrases
 (:mod:`slamkit.prepare.prompt_phrases`, seed 200 + S), less those that overlap an evaluation
 transcript. It then writes ``train.jsonl``: the
@@ -21,7 +23,8 @@ docs/longform.md: not helpful in a short run, so the shipped runs use none).
 ``--from-run RUN`` (the 15 800-clip run, to go on with a third set), into a new run
 folder with the sampler's dataset size set to the union's and its position to the start of the
 epoch, so ``slamkit train … train.resume=true`` continues with the same weights, optimizer and
-schedule on the larger data. The commands that follow are in
+schedule on the larger data. Only for a new manifest: to go on with the same data, resume a copy of the run folder
+(it keeps the sampler's position). The commands that follow are in
 ``src/slamkit/reference/demo_asr_tiny_en/README.md``.
 """
 
@@ -41,6 +44,9 @@ DEMO_DATA = "data/tts-8000-0-short800-9a138708"  # `slamkit demo` defaults, seed
 DEMO_AUGMENTED = "augment-7a16b86e/train.jsonl"
 PROMPT_SEED = 200  # the prompt phrases of set S are drawn with seed PROMPT_SEED + S
 JOINED_SEED = 100  # the joined set's draws (pairs, pauses, augmentation), apart from the sets' seeds 1, 2, …
+# The text after the demo's mix (DEFAULT_MIX caps WordNet, Austen, Moby-Dick and the Jargon File): more of the same
+# sources, WordNet still capped so that its short examples do not crowd out whole sentences (docs/text-sources.md)
+EXTRA_MIX = "wordnet:14000,austen,moby-dick,jargon"
 
 
 def new_sentences(count: int, block: int) -> list[str]:
@@ -53,15 +59,23 @@ def new_sentences(count: int, block: int) -> list[str]:
     return fresh
 
 
+@functools.lru_cache(maxsize=1)
 def _mix() -> tuple[list[str], int]:
-    """The demo's text mix in the demo's seed-0 order (held-out first, then training) and how many it speaks."""
+    """The demo's text mix in the demo's seed-0 order (held-out first, then training), then the sentences of
+    :data:`EXTRA_MIX` that the demo's mix does not hold (shuffled), and how many sentences the demo speaks.
+
+    Sets 1–3 used 21 600 of the demo's mix's 23 825 unspoken sentences; set 4 goes on into the extra text."""
     from slamkit.app.demo import DemoOptions
-    from slamkit.prepare.text import mix_sentences
+    from slamkit.prepare.text import mix_sentences, word_key
 
     opts = DemoOptions()
     sentences = list(mix_sentences(opts.text, exclude=_eval_texts(), seed=opts.seed, install=True).sentences)
     random.Random(opts.seed).shuffle(sentences)
-    return sentences, opts.utterances - round(opts.utterances * opts.short_fraction)
+    known = {word_key(s) for s in sentences}
+    extra = [s for s in mix_sentences(EXTRA_MIX, exclude=_eval_texts(), seed=opts.seed, install=True).sentences
+             if word_key(s) not in known]
+    random.Random(f"{opts.seed}:extra").shuffle(extra)
+    return sentences + extra, opts.utterances - round(opts.utterances * opts.short_fraction)
 
 
 @functools.lru_cache(maxsize=1)
@@ -218,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="speak and augment the second set; write the union manifest")
     d.add_argument("out", type=Path)
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
-    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: 15 800 clips; the shipped adapter went on with 2: 23 800)")
-    d.add_argument("--prompts", type=int, default=0, help="generated phone-menu and spelling phrases added to each set made now (sets made before are reused as they are; default 0; the fourth set was made with 2 500)")
+    d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: 15 800 clips; the shipped adapter used 3: 34 035 clips; set 4 and later speak EXTRA_MIX's text once the demo's mix is used up)")
+    d.add_argument("--prompts", type=int, default=0, help="generated phone-menu and spelling phrases added to each set made now (sets made before are reused as they are; default 0; sets 3 and 4 were made with 2 500)")
     d.add_argument("--joined", type=int, default=0, help="clips joining 2-3 of the new sets' clips with pauses, added to the union (default 0: none, as in the 15 800-clip run)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)

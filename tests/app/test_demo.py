@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -82,6 +83,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert f"synthetic held-out ({opts.engines})" in md, "the synthetic column names the run's voices"
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
     assert len((tmp_path / "demo" / "samples.jsonl").read_text().splitlines()) >= 10
-    # A second run reuses the synthetic data and the cached encoder features.
-    again = run_demo(opts)
+    # A second run reuses the synthetic data and the cached encoder features (Whisper's decoder and the reference
+    # adapter, checked above, are left out of it: they took 65 s of the first run's 179 s on 2 cores).
+    again = run_demo(dataclasses.replace(opts, whisper=False, reference=False))
     assert again["timings"]["data"] < report["timings"]["data"]

@@ -26,7 +26,7 @@ def _script():
 def test_new_sentences_are_disjoint_from_the_demo_and_each_other():
     """Against the demo's own line builder: no sentence the demo speaks, held-out ones included, is reused."""
     from slamkit.app.demo import DemoOptions, _tts_lines, ensure_assets
-    from slamkit.prepare.text import evaluation_texts, mix_sentences
+    from slamkit.prepare.text import EvalGuard, evaluation_texts, mix_sentences, word_key
 
     script = _script()
     first, second = script.new_sentences(300, 0), script.new_sentences(300, 1)
@@ -39,8 +39,15 @@ def test_new_sentences_are_disjoint_from_the_demo_and_each_other():
     short = round(opts.utterances * opts.short_fraction)
     spoken = set(_tts_lines(sentences, opts, short))
     assert not spoken & (set(first) | set(second))
+    fourth = script.new_sentences(7200, 3)  # set 4: the mix's last unspoken sentences, then the extra text
+    mixed = {word_key(s) for s in sentences}
+    assert len(fourth) == 7200 and len({word_key(s) for s in fourth}) == 7200
+    assert 0 < sum(word_key(s) not in mixed for s in fourth) < 7200
+    assert not {word_key(s) for s in spoken} & {word_key(s) for s in fourth}
+    guard = EvalGuard(exclude)
+    assert not any(guard.overlaps(s) for s in fourth)
     with pytest.raises(SystemExit, match="unused sentences"):
-        script.new_sentences(10_000, 3)
+        script.new_sentences(10_000, 20)
 
 
 def _manifest(folder, name, keys):
