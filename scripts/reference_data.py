@@ -2,6 +2,7 @@
 
     python scripts/reference_data.py data  runs/reference-data [--sets 1] [--prompts N] [--joined N]   # ≈ 7–25 min a set on 2 cores
     python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl [--from-run RUN]
+    python scripts/reference_data.py mix runs/reference-data/train.jsonl OUT --seen N --replay K [--seed 16]
 
 ``data`` speaks ``--sets`` × 8 000 more utterances (folders ``seed1``, ``seed2``, …; one made
 before is reused) the way ``slamkit demo`` speaks its own (same engines, pseudo-speakers, share of
@@ -26,6 +27,10 @@ epoch, so ``slamkit train … train.resume=true`` continues with the same weight
 schedule on the larger data. Only for a new manifest: to go on with the same data, resume a copy of the run folder
 (it keeps the sampler's position). The commands that follow are in
 ``src/slamkit/reference/demo_asr_tiny_en/README.md``.
+
+``mix`` writes a shorter manifest for going on with a new set: every line after the first ``--seen`` (the clips the
+run has not trained on) and ``--replay`` lines drawn from the first ``--seen`` (so that it keeps what it learnt),
+shuffled together with seed ``--seed``.
 """
 
 from __future__ import annotations
@@ -226,6 +231,23 @@ def start_run(demo_run: Path, run: Path, manifest: Path) -> None:
     print(f"{dest}: sampler {state['sampler']}")
 
 
+def mix_manifest(manifest: Path, out: Path, seen: int, replay: int, seed: int) -> tuple[int, int]:
+    """Write ``out``: the lines of ``manifest`` after its first ``seen`` and ``replay`` of the first ``seen`` drawn
+    with ``seed``, shuffled with the same generator. Returns (new lines, replayed lines)."""
+    lines = manifest.read_text().splitlines(keepends=True)
+    if not 0 < seen < len(lines):
+        raise SystemExit(f"{manifest}: --seen {seen} must be between 1 and {len(lines) - 1} (the manifest has {len(lines)} lines)")
+    if not 0 <= replay <= seen:
+        raise SystemExit(f"--replay {replay} must be between 0 and --seen ({seen})")
+    rng = random.Random(seed)
+    new = lines[seen:]
+    mixed = new + rng.sample(lines[:seen], replay)
+    rng.shuffle(mixed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(mixed))
+    return len(new), replay
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -240,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("manifest", type=Path)
     s.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
     s.add_argument("--from-run", type=Path, default=None, help="start from this run's last checkpoint instead of the demo run's")
+    m = sub.add_parser("mix", help="a manifest of the clips after the first --seen and --replay of those before")
+    m.add_argument("manifest", type=Path)
+    m.add_argument("out", type=Path)
+    m.add_argument("--seen", type=int, required=True, help="how many of the manifest's first lines the run has trained on (34 035 before set 4)")
+    m.add_argument("--replay", type=int, required=True, help="how many of those to draw into the mix (10 000 for the set-4 run)")
+    m.add_argument("--seed", type=int, default=16, help="the draw's and the shuffle's seed (default 16)")
     a = p.parse_args(argv)
     if a.cmd == "data":
         a.out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.prompts < 0:
             p.error("--prompts must be 0 or more")
         print(make_data(a.out, a.demo, a.sets, a.joined, a.prompts))
+    elif a.cmd == "mix":
+        new, replay = mix_manifest(a.manifest, a.out, a.seen, a.replay, a.seed)
+        print(f"{a.out}: {new} new + {replay} replayed = {new + replay} lines")
     else:
         start_run(a.from_run or a.demo / "run", a.run, a.manifest)
     return 0

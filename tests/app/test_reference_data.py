@@ -115,6 +115,32 @@ def test_start_warns_when_the_manifest_looks_like_the_same_data(tmp_path, capsys
     assert "replays the 7 batches already trained on" in capsys.readouterr().err
 
 
+def test_mix_keeps_every_new_line_and_draws_the_replayed_ones_from_the_seen_part(tmp_path, capsys):
+    """``mix``: all lines after --seen, --replay distinct lines of the first --seen, shuffled; the same seed writes
+    the same file, another seed another draw; bad counts name the manifest and the limits."""
+    script = _script()
+    manifest = tmp_path / "union.jsonl"
+    manifest.write_text("".join(json.dumps({"key": f"k{i}"}) + "\n" for i in range(30)))
+    out = tmp_path / "mix.jsonl"
+    assert script.main(["mix", str(manifest), str(out), "--seen", "20", "--replay", "6"]) == 0
+    assert "10 new + 6 replayed = 16 lines" in capsys.readouterr().out
+    keys = [json.loads(line)["key"] for line in out.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 16
+    assert {f"k{i}" for i in range(20, 30)} <= set(keys)
+    replayed = set(keys) - {f"k{i}" for i in range(20, 30)}
+    assert len(replayed) == 6 and all(int(k[1:]) < 20 for k in replayed)
+    assert keys != sorted(keys, key=lambda k: int(k[1:]))  # shuffled, not appended
+    first = out.read_text()
+    script.mix_manifest(manifest, out, 20, 6, 16)
+    assert out.read_text() == first
+    script.mix_manifest(manifest, out, 20, 6, 17)
+    assert out.read_text() != first
+    with pytest.raises(SystemExit, match="union.jsonl: --seen 30 must be between 1 and 29"):
+        script.mix_manifest(manifest, out, 30, 6, 16)
+    with pytest.raises(SystemExit, match="--replay 21 must be between 0 and --seen"):
+        script.mix_manifest(manifest, out, 20, 21, 16)
+
+
 def test_joined_clips_come_from_the_new_sets_and_join_the_union(tmp_path):
     """``--joined``: clean clips of every new set joined 2–3 at a time, augmented, appended with keys ``j-``."""
     script = _script()
