@@ -1,6 +1,6 @@
 """The reference adapter's second data set, and its run started from the 30-minute demo checkpoint.
 
-    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--prompts N] [--joined N]   # ≈ 7–25 min a set on 2 cores
+    python scripts/reference_data.py data  runs/reference-data [--sets 1] [--from-set 1] [--prompts N] [--joined N]   # ≈ 7–25 min a set on 2 cores
     python scripts/reference_data.py start runs/reference_tiny_en runs/reference-data/train.jsonl [--from-run RUN]
     python scripts/reference_data.py mix runs/reference-data/train.jsonl OUT --seen N --replay K [--seed 16]
 
@@ -15,7 +15,8 @@ what is left.
 With ``--prompts N``, each set made then also gets N generated phone-menu and spelling phrases
 (:mod:`slamkit.prepare.prompt_phrases`, seed 200 + S), less those that overlap an evaluation
 transcript. It then writes ``train.jsonl``: the
-demo's augmented training split followed by each set's augmented clips (keys prefixed ``sS-``;
+demo's augmented training split (made first, without training, if ``--demo`` lacks it) followed by each set's
+augmented clips (``--from-set S``: only sets S … ``--sets``) (keys prefixed ``sS-``;
 paths made absolute), then ``--joined`` clips that join 2–3 of the new sets' clean clips with pauses
 (``slamkit prepare concat``, folder ``joined``, keys prefixed ``j-``), augmented the same way: training for segments that hold several sentences (measured in
 docs/longform.md: not helpful in a short run, so the shipped runs use none).
@@ -142,8 +143,8 @@ def make_set(out: Path, seed: int, prompts: int = 0) -> Path:
     return manifest
 
 
-def make_joined(out: Path, sets: int, count: int, spec: str | None = None) -> Path:
-    """``count`` clips joining 2–3 clean clips of sets 1 … ``sets`` (made unless made already), augmented by
+def make_joined(out: Path, sets: int, count: int, spec: str | None = None, first: int = 1) -> Path:
+    """``count`` clips joining 2–3 clean clips of sets ``first`` … ``sets`` (made unless made already), augmented by
     ``spec`` (default: the demo's)."""
     from slamkit.app.demo import DemoOptions
     from slamkit.prepare.augment_run import prepare_augment
@@ -152,7 +153,7 @@ def make_joined(out: Path, sets: int, count: int, spec: str | None = None) -> Pa
     manifest = out / "joined" / "augment" / "train.jsonl"
     if manifest.is_file():
         return manifest
-    clean = write_union(out / "joined" / "clean.jsonl", [(out / f"seed{s}" / "tts.jsonl", f"s{s}-") for s in range(1, sets + 1)])
+    clean = write_union(out / "joined" / "clean.jsonl", [(out / f"seed{s}" / "tts.jsonl", f"s{s}-") for s in range(first, sets + 1)])
     if not (out / "joined" / "concat.jsonl").is_file():
         print(prepare_concat(clean, out / "joined", count=count, seed=JOINED_SEED))
     prepare_augment(out / "joined" / "concat.jsonl", out / "joined" / "augment", spec=spec or DemoOptions().augment, seed=JOINED_SEED,
@@ -160,13 +161,28 @@ def make_joined(out: Path, sets: int, count: int, spec: str | None = None) -> Pa
     return manifest
 
 
-def make_data(out: Path, demo: Path, sets: int, joined: int = 0, prompts: int = 0) -> Path:
-    """Sets 1 … ``sets`` and ``joined`` joined clips under ``out``; write and return the union ``out/train.jsonl``."""
-    parts = [(demo / DEMO_DATA / DEMO_AUGMENTED, "")]
-    parts += [(make_set(out / f"seed{s}", s, prompts), f"s{s}-") for s in range(1, sets + 1)]
+def make_data(out: Path, demo: Path, sets: int, joined: int = 0, prompts: int = 0, first: int = 1) -> Path:
+    """Sets ``first`` … ``sets`` and ``joined`` joined clips under ``out``; write and return the union
+    ``out/train.jsonl`` (the demo's training split, then those sets)."""
+    parts = [(demo_training_split(demo), "")]
+    parts += [(make_set(out / f"seed{s}", s, prompts), f"s{s}-") for s in range(first, sets + 1)]
     if joined:
-        parts.append((make_joined(out, sets, joined), "j-"))
+        parts.append((make_joined(out, sets, joined, first=first), "j-"))
     return drop_near_evaluation(write_union(out / "train.jsonl", parts))
+
+
+def demo_training_split(demo: Path) -> Path:
+    """The augmented training split of ``slamkit demo --out DEMO`` (default settings), made (≈ 12 min: its TTS and
+    augmentation, no training) if that folder lacks it."""
+    manifest = demo / DEMO_DATA / DEMO_AUGMENTED
+    if not manifest.is_file():
+        from slamkit.app.demo import DemoOptions, ensure_assets, prepare_data
+
+        opts = DemoOptions(out=demo)
+        made = prepare_data(opts, ensure_assets(opts))["train"]
+        if made.resolve() != manifest.resolve():
+            raise SystemExit(f"the demo's data was made as {made}, not {manifest}: DEMO_DATA is out of date")
+    return manifest
 
 
 def drop_near_evaluation(manifest: Path) -> Path:
@@ -189,7 +205,7 @@ def write_union(dest: Path, parts: list[tuple[Path, str]]) -> Path:
     with dest.open("w") as f:
         for manifest, prefix in parts:
             if not manifest.is_file():
-                raise SystemExit(f"{manifest}: not found (run `slamkit demo --out runs/demo` first)")
+                raise SystemExit(f"{manifest}: not found")
             for line in manifest.read_text().splitlines():
                 record = json.loads(line)
                 record["key"] = prefix + record["key"]
@@ -256,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--demo", type=Path, default=DEMO, help="the demo's --out folder (default runs/demo)")
     d.add_argument("--sets", type=int, default=1, help="8 000-utterance sets to add (default 1: 15 800 clips; the shipped adapter used 3: 34 035 clips; set 4 and later speak EXTRA_MIX's text once the demo's mix is used up)")
     d.add_argument("--prompts", type=int, default=0, help="generated phone-menu and spelling phrases added to each set made now (sets made before are reused as they are; default 0; sets 3 and 4 were made with 2 500)")
+    d.add_argument("--from-set", type=int, default=1, help="make and join only sets FROM_SET … SETS (default 1: all); the 2026-12-08 run (step 12) used sets 4 and 5 after the demo's split")
     d.add_argument("--joined", type=int, default=0, help="clips joining 2-3 of the new sets' clips with pauses, added to the union (default 0: none, as in the 15 800-clip run)")
     s = sub.add_parser("start", help="a new run folder from the demo run's last checkpoint")
     s.add_argument("run", type=Path)
@@ -277,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--joined must be 0 or more")
         if a.prompts < 0:
             p.error("--prompts must be 0 or more")
-        print(make_data(a.out, a.demo, a.sets, a.joined, a.prompts))
+        if not 1 <= a.from_set <= a.sets:
+            p.error(f"--from-set must be between 1 and --sets ({a.sets})")
+        print(make_data(a.out, a.demo, a.sets, a.joined, a.prompts, a.from_set))
     elif a.cmd == "mix":
         new, replay = mix_manifest(a.manifest, a.out, a.seen, a.replay, a.seed)
         print(f"{a.out}: {new} new + {replay} replayed = {new + replay} lines")

@@ -1,6 +1,6 @@
 """Copy one checkpoint of a training run into the package as a shipped reference adapter.
 
-    python scripts/ship_reference.py RUN_DIR (--step N | --checkpoint DIR) [--name demo_asr_tiny_en] [key=value …]
+    python scripts/ship_reference.py RUN_DIR (--step N | --checkpoint DIR) [--name demo_asr_tiny_en] [--after DIR] [key=value …]
 
 Writes ``src/slamkit/reference/NAME/``: ``config.yaml`` (the run's config, machine paths replaced
 by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings), the checkpoint's
@@ -9,6 +9,11 @@ by the demo's defaults, ``key=value`` overrides applied, e.g. decoding settings)
 ``slamkit.app.demo.reference_run_dir``. ``--checkpoint DIR`` ships that checkpoint directory instead of
 a step of the run (e.g. ``slamkit average RUN --last 6``'s output; its ``meta.json`` step, the newest
 averaged, names it and bounds the log); the folder's README (written by hand) says how it was trained.
+
+``--after DIR`` is for a run started with ``train.init_from`` from a shipped reference folder ``DIR`` (a new run counts
+its steps from 0): the steps shipped count on from ``DIR``'s checkpoint (run step N is shipped as step D + N, D being
+``DIR``'s step), the log is ``DIR``'s ``metrics.jsonl`` followed by the run's with D added to its steps, and
+``meta.json`` records ``"init_from_step": D``. ``DIR`` may be the folder being replaced.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ PORTABLE = {
 }
 
 
-def write_meta(src: Path, dest: Path) -> None:
+def write_meta(src: Path, dest: Path, offset: int = 0) -> None:
     """``dest/meta.json``: the run's record of the checkpoint, with the size and sha256 of the files
     shipped (the float16 weights; the optimizer state ``state.pt`` is not shipped), so resolving
-    the checkpoint verifies what is in the package."""
+    the checkpoint verifies what is in the package. ``offset``: added to the step (``--after``)."""
     meta = json.loads((src / "meta.json").read_text())
+    if offset:
+        meta["step"] = meta["step"] + offset
+        meta["init_from_step"] = offset
     for part in meta.get("averaged_from", []):  # `slamkit average`'s record: keep the steps, not this machine's paths
         part.pop("path", None)
     if "files" in meta:
@@ -47,13 +55,42 @@ def write_meta(src: Path, dest: Path) -> None:
     (dest / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def ship(run_dir: Path, step: int, name: str, overrides: list[str], checkpoint: Path | None = None) -> Path:
+def shipped_step(folder: Path) -> int:
+    """The step of the one checkpoint in a shipped reference folder."""
+    metas = sorted((folder / "checkpoints").glob("step_*/meta.json"))
+    if len(metas) != 1:
+        raise SystemExit(f"{folder}: expected one checkpoint under checkpoints/, found {len(metas)}")
+    return int(json.loads(metas[0].read_text())["step"])
+
+
+def run_log(run_dir: Path, step: int, after: Path | None) -> list[str]:
+    """The log to ship: the run's ``metrics.jsonl`` up to ``step``, after ``after``'s log with its steps offset."""
+    offset, lines = 0, []
+    if after is not None:
+        offset = shipped_step(after)
+        lines = [line for line in (after / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record.get("step", 0) <= step:
+            if offset:
+                record["step"] = record.get("step", 0) + offset
+                line = json.dumps(record)
+            lines.append(line)
+    return lines
+
+
+def ship(run_dir: Path, step: int, name: str, overrides: list[str], checkpoint: Path | None = None,
+         after: Path | None = None) -> Path:
     """Write the reference folder; returns it."""
     src = checkpoint or run_dir / "checkpoints" / f"step_{step:08d}"
     if not (src / "meta.json").is_file():
         raise SystemExit(f"{src}: no complete checkpoint (meta.json missing)")
+    offset = shipped_step(after) if after is not None else 0
+    log_lines = run_log(run_dir, step, after)  # read before `after` (possibly the same folder) is replaced
     dest = REPO / "src" / "slamkit" / "reference" / name
-    ckpt_dest = dest / "checkpoints" / f"step_{step:08d}"
+    ckpt_dest = dest / "checkpoints" / f"step_{offset + step:08d}"
     if dest.exists():
         shutil.rmtree(dest / "checkpoints", ignore_errors=True)
     ckpt_dest.mkdir(parents=True)
@@ -61,9 +98,8 @@ def ship(run_dir: Path, step: int, name: str, overrides: list[str], checkpoint: 
     dump_config(cfg, dest / "config.yaml")
     weights = load_file(str(src / "model.safetensors"))
     save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}, str(ckpt_dest / "model.safetensors"))
-    write_meta(src, ckpt_dest)
-    lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    (dest / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    write_meta(src, ckpt_dest, offset)
+    (dest / "metrics.jsonl").write_text("\n".join(log_lines) + "\n")
     return dest
 
 
@@ -74,11 +110,13 @@ def main() -> None:
     which.add_argument("--step", type=int, help="ship RUN_DIR/checkpoints/step_N")
     which.add_argument("--checkpoint", type=Path, help="ship this checkpoint directory (e.g. an average)")
     parser.add_argument("--name", default="demo_asr_tiny_en")
+    parser.add_argument("--after", type=Path, default=None,
+                        help="the shipped reference folder the run started from (train.init_from): count steps on from its step")
     parser.add_argument("overrides", nargs="*")
     args, extra = parser.parse_known_args()
     args.overrides += extra
     step = args.step if args.checkpoint is None else json.loads((args.checkpoint / "meta.json").read_text())["step"]
-    dest = ship(args.run_dir, step, args.name, args.overrides, args.checkpoint)
+    dest = ship(args.run_dir, step, args.name, args.overrides, args.checkpoint, args.after)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{dest}: {size / 1e6:.1f} MB")
 

@@ -193,3 +193,39 @@ def test_the_union_drops_clips_one_word_from_an_evaluation_run(tmp_path, monkeyp
     manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
     script.drop_near_evaluation(manifest)
     assert [json.loads(line)["key"] for line in manifest.read_text().splitlines()] == ["b", "c"]
+
+
+def test_from_set_joins_only_the_later_sets_after_the_demo_split(tmp_path, capsys):
+    """``--from-set 2``: the union is the demo's split and set 2 (set 1 neither made nor joined); out of range refused."""
+    script = _script()
+    demo = tmp_path / "demo"
+    _manifest(demo / script.DEMO_DATA / script.DEMO_AUGMENTED.split("/")[0], "train.jsonl", ["tts-0"])
+    _manifest(tmp_path / "out" / "seed2" / "augment", "train.jsonl", ["tts-0", "tts-1"])
+    union = script.make_data(tmp_path / "out", demo, 2, first=2)
+    assert [json.loads(line)["key"] for line in union.read_text().splitlines()] == ["tts-0", "s2-tts-0", "s2-tts-1"]
+    assert not (tmp_path / "out" / "seed1").exists()
+    with pytest.raises(SystemExit):
+        script.main(["data", str(tmp_path / "out"), "--sets", "2", "--from-set", "3"])
+    assert "--from-set must be between 1 and --sets (2)" in capsys.readouterr().err
+
+
+def test_the_demo_split_is_made_when_missing(tmp_path, monkeypatch):
+    """No demo folder: the demo's data (not its training) is made there; a split made elsewhere is refused by name."""
+    import slamkit.app.demo as demo_app
+
+    script = _script()
+    demo = tmp_path / "demo"
+    calls = []
+
+    def fake_prepare(opts, assets):
+        calls.append(opts.out)
+        _manifest(opts.out / script.DEMO_DATA / script.DEMO_AUGMENTED.split("/")[0], "train.jsonl", ["tts-0"])
+        return {"train": opts.out / script.DEMO_DATA / script.DEMO_AUGMENTED}
+
+    monkeypatch.setattr(demo_app, "ensure_assets", lambda opts: {})
+    monkeypatch.setattr(demo_app, "prepare_data", fake_prepare)
+    assert script.demo_training_split(demo) == demo / script.DEMO_DATA / script.DEMO_AUGMENTED
+    assert script.demo_training_split(demo).is_file() and calls == [demo]  # made once, then reused
+    monkeypatch.setattr(demo_app, "prepare_data", lambda opts, assets: {"train": tmp_path / "elsewhere.jsonl"})
+    with pytest.raises(SystemExit, match="DEMO_DATA is out of date"):
+        script.demo_training_split(tmp_path / "demo2")
